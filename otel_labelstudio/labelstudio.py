@@ -1,0 +1,183 @@
+"""The only module that talks to Label Studio, through label-studio-sdk.
+
+It turns the SDK's exceptions into our own (errors.py): the rest of the package decides what to do
+from the exception's type alone. Both token kinds work: a legacy token, and the Personal Access
+Token that *Account & Settings → Access Token* shows today (a JWT refresh token, which the SDK
+exchanges for short-lived access tokens itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from otel_labelstudio.errors import (
+    AuthenticationFailed,
+    LabelStudioError,
+    LabelStudioRejected,
+    LabelStudioUnavailable,
+    ProjectNotFound,
+    TasksRejected,
+)
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio as SdkClient
+
+__all__ = ["LabelStudio", "Project"]
+
+logger = logging.getLogger(__name__)
+
+# Label Studio answers these when it is overloaded or restarting: the request was not applied.
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_BODY_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    title: str
+    label_config: str
+
+
+class LabelStudio:
+    """A thin, typed facade over the SDK client for the few calls the pipeline makes."""
+
+    def __init__(self, url: str, api_key: str, *, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._sdk: SdkClient | None = None
+        self._http: httpx.Client | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LabelStudio(url={self.url!r})"
+
+    @property
+    def _client(self) -> SdkClient:
+        # Built on first use: importing the SDK takes ~2 s, which must be paid on our worker
+        # thread, and the SDK validates a JWT's expiry in its constructor, which must surface as
+        # our AuthenticationFailed rather than escape from the exporter's constructor.
+        if self._sdk is None:
+            with _translated("connect"):
+                from label_studio_sdk import LabelStudio as Sdk
+
+                # max_retries=0: the SDK retries every method, imports included, so an import
+                # could be applied twice. We own retries, with the span keys in hand.
+                self._http = httpx.Client(timeout=self._timeout_s, follow_redirects=True)
+                self._sdk = Sdk(
+                    base_url=self.url,
+                    api_key=self._api_key,
+                    timeout=self._timeout_s,
+                    max_retries=0,
+                    httpx_client=self._http,
+                )
+        return self._sdk
+
+    def get_project(self, project_id: int) -> Project:
+        try:
+            with _translated(f"get project {project_id}"):
+                found = self._client.projects.get(id=project_id)
+        except LabelStudioRejected as exc:
+            if exc.status_code == 404:
+                raise ProjectNotFound(
+                    f"Label Studio has no project with id {project_id}", status_code=404
+                ) from None
+            raise
+        return Project(
+            id=_require_id(found.id), title=found.title or "", label_config=found.label_config or ""
+        )
+
+    def find_project(self, title: str) -> Project | None:
+        """The oldest project with exactly this title, or None."""
+        with _translated(f"list projects titled {title!r}"):
+            pager = self._client.projects.list(title=title, ordering="id", page_size=100)
+            for found in pager:
+                if found.title == title:
+                    # The list view does not always carry the config; fetch the project itself.
+                    return self.get_project(_require_id(found.id))
+        return None
+
+    def create_project(self, title: str, label_config: str) -> Project:
+        with _translated(f"create project {title!r}"):
+            created = self._client.projects.create(title=title, label_config=label_config)
+        return Project(
+            id=_require_id(created.id), title=created.title or title, label_config=label_config
+        )
+
+    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Import in one request; returns the new task ids. A timeout or a dropped connection
+        after sending raises LabelStudioUnavailable with outcome_unknown=True."""
+        with _translated(f"import {len(tasks)} tasks into project {project_id}", is_write=True):
+            response = self._client.projects.import_tasks(
+                id=project_id,
+                request=list(tasks),  # type: ignore[arg-type]  # plain dicts are accepted
+                return_task_ids=True,
+            )
+        return list(response.task_ids or [])
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self._sdk = None
+        self._http = None
+
+
+def _require_id(value: int | None) -> int:
+    if value is None:
+        raise LabelStudioRejected("Label Studio returned a project without an id")
+    return value
+
+
+@contextmanager
+def _translated(action: str, *, is_write: bool = False) -> Iterator[None]:
+    """Run an SDK call and re-raise its failure as one of ours, with a message that says what we
+    were doing and what Label Studio answered, and never the request's headers."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except LabelStudioError:
+        raise
+    except ApiError as exc:
+        raise _from_status(action, exc.status_code, exc.body) from None
+    except httpx.TimeoutException:
+        raise LabelStudioUnavailable(
+            f"{action}: Label Studio did not answer in time", outcome_unknown=is_write
+        ) from None
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        raise LabelStudioUnavailable(f"{action}: cannot connect to Label Studio") from None
+    except httpx.TransportError as exc:
+        # The request may have been sent before the connection broke.
+        raise LabelStudioUnavailable(
+            f"{action}: connection to Label Studio failed ({type(exc).__name__})",
+            outcome_unknown=is_write,
+        ) from None
+
+
+def _from_status(action: str, status: int | None, body: Any) -> LabelStudioError:
+    detail = _excerpt(body)
+    message = f"{action}: Label Studio answered {status}: {detail}"
+    if status in (401, 403):
+        return AuthenticationFailed(
+            f"{action}: Label Studio rejected the API key ({status}): {detail}", status_code=status
+        )
+    if status is None or status in _RETRYABLE_STATUS:
+        return LabelStudioUnavailable(message, status_code=status)
+    if status == 400 and action.startswith("import"):
+        return TasksRejected(message, status_code=status)
+    return LabelStudioRejected(message, status_code=status)
+
+
+def _excerpt(body: Any) -> str:
+    if isinstance(body, Mapping):
+        for key in ("detail", "validation_errors", "message", "error"):
+            if key in body:
+                body = body[key]
+                break
+    text = str(body).replace("\n", " ")
+    return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
