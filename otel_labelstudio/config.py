@@ -23,6 +23,8 @@ __all__ = ["DEFAULT_PROJECT_NAME", "ENVIRONMENT", "Settings"]
 # As LangChain's handler does, the project name is a strftime pattern: one project per day.
 DEFAULT_PROJECT_NAME = "otel-labelstudio-%Y-%m-%d"
 
+_MAX_TITLE = 50
+
 # field → environment variable
 ENVIRONMENT: Mapping[str, str] = {
     "url": "LABEL_STUDIO_URL",
@@ -64,6 +66,14 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("project_name")
+    @classmethod
+    def _title_fits(cls, value: str) -> str:
+        # Label Studio refuses project titles over 50 characters; say so now, not at export.
+        if len(date.today().strftime(value)) > _MAX_TITLE:
+            raise ValueError(f"becomes a title over {_MAX_TITLE} characters, Label Studio's limit")
+        return value
 
     @field_validator("mode", mode="before")
     @classmethod

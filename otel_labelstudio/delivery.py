@@ -26,14 +26,13 @@ from collections.abc import Callable, Iterable, Sequence
 
 from otel_labelstudio.errors import (
     LabelStudioError,
-    LabelStudioRejected,
     LabelStudioUnavailable,
     TasksRejected,
 )
 from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import Task
 
-__all__ = ["Backoff", "Delivery"]
+__all__ = ["Backoff", "Delivery", "OutageLog"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,36 @@ class Backoff:
         self.failures = 0
 
 
+class OutageLog:
+    """Says once that Label Studio cannot be used, and once that it can again.
+
+    The first failure of a kind is an error with the whole story (what failed, what Label
+    Studio said, that nothing is lost); repeats go to debug, so an outage of hours is one line,
+    not thousands. Shared by everything that talks to Label Studio on one worker."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._failing: str | None = None
+
+    def failed(self, exc: Exception, kept: int) -> None:
+        kind = type(exc).__name__
+        if self._failing == kind:
+            logger.debug("Label Studio still unusable (%s); %d kept", exc, kept)
+            return
+        self._failing = kind
+        logger.error(
+            "cannot deliver to Label Studio at %s: %s. %d interaction(s) kept; retrying.",
+            self.url,
+            exc,
+            kept,
+        )
+
+    def recovered(self) -> None:
+        if self._failing is not None:
+            self._failing = None
+            logger.info("Label Studio at %s accepts tasks again", self.url)
+
+
 class Delivery:
     def __init__(
         self,
@@ -64,6 +93,7 @@ class Delivery:
         max_pending: int,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        outages: OutageLog | None = None,
         remember_delivered: int = 200_000,
     ) -> None:
         self.label_studio = label_studio
@@ -79,7 +109,7 @@ class Delivery:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._remember = remember_delivered
         self._not_before = 0.0
-        self._failing: str | None = None  # the failure kind already reported
+        self.outages = outages or OutageLog(label_studio.url)
 
     @property
     def pending(self) -> int:
@@ -160,15 +190,12 @@ class Delivery:
             self._done.popitem(last=False)
 
     def _on_success(self, count: int) -> None:
-        if self._failing is not None:
-            logger.info("Label Studio at %s accepts tasks again", self.label_studio.url)
-            self._failing = None
+        self.outages.recovered()
         self.backoff.reset()
         self._not_before = 0.0
         logger.debug("imported %d tasks; %d pending", count, len(self._pending))
 
     def _on_failure(self, exc: LabelStudioError) -> None:
-        kind = type(exc).__name__
         if isinstance(exc, LabelStudioUnavailable):
             delay = self.backoff.next_delay()
         else:
@@ -176,20 +203,4 @@ class Delivery:
             self.backoff.failures += 1
             delay = self.backoff.maximum_s
         self._not_before = self.clock() + delay
-        if self._failing != kind:
-            self._failing = kind
-            advice = (
-                " Check the API key (LABEL_STUDIO_API_KEY): a Personal Access Token, or a"
-                " legacy token with legacy tokens enabled in the organization."
-                if isinstance(exc, LabelStudioRejected) and exc.status_code in (401, 403)
-                else ""
-            )
-            logger.error(
-                "cannot deliver tasks to Label Studio at %s: %s.%s %d task(s) kept; retrying.",
-                self.label_studio.url,
-                exc,
-                advice,
-                len(self._pending),
-            )
-        else:
-            logger.debug("still cannot deliver (%s); retry in %.1f s", exc, delay)
+        self.outages.failed(exc, len(self._pending))

@@ -25,7 +25,8 @@ _GENAI_EVENT_PREFIX = "gen_ai."
 
 
 def _has_genai_key(keys: Iterable[str]) -> bool:
-    for key in keys:
+    # A plain loop, not any(<generator>): this runs for every attribute of every span.
+    for key in keys:  # noqa: SIM110
         if key.startswith(_GENAI_KEY_PREFIXES) or key in _GENAI_KEYS:
             return True
     return False

@@ -164,7 +164,10 @@ def _from_status(action: str, status: int | None, body: Any) -> LabelStudioError
     message = f"{action}: Label Studio answered {status}: {detail}"
     if status in (401, 403):
         return AuthenticationFailed(
-            f"{action}: Label Studio rejected the API key ({status}): {detail}", status_code=status
+            f"{action}: Label Studio rejected the API key ({status}: {detail}). Use a Personal"
+            " Access Token (Account & Settings → Access Token), or a legacy token with legacy"
+            " tokens enabled for the organization",
+            status_code=status,
         )
     if status is None or status in _RETRYABLE_STATUS:
         return LabelStudioUnavailable(message, status_code=status)
@@ -175,9 +178,9 @@ def _from_status(action: str, status: int | None, body: Any) -> LabelStudioError
 
 def _excerpt(body: Any) -> str:
     if isinstance(body, Mapping):
-        for key in ("detail", "validation_errors", "message", "error"):
+        for key in ("validation_errors", "detail", "message", "error"):
             if key in body:
                 body = body[key]
                 break
-    text = str(body).replace("\n", " ")
+    text = str(body).replace("\n", " ").strip().rstrip(".")
     return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"

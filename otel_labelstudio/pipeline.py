@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from otel_labelstudio import conventions
 from otel_labelstudio.assemble import Assembler
 from otel_labelstudio.config import Settings
-from otel_labelstudio.delivery import Backoff, Delivery
+from otel_labelstudio.delivery import Backoff, Delivery, OutageLog
 from otel_labelstudio.errors import LabelStudioError, LabelStudioRejected
 from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task
@@ -68,12 +68,14 @@ class Pipeline:
         self.clock = clock
         self.counts: Counter[str] = Counter()
         self.assembler = Assembler(window_s=settings.join_window_s)
+        self.outages = OutageLog(self.label_studio.url)
         self.delivery = Delivery(
             self.label_studio,
             batch_size=settings.batch_size,
             max_pending=settings.max_queue_size,
             backoff=Backoff(maximum_s=settings.max_backoff_s),
             clock=clock,
+            outages=self.outages,
         )
         self._queue: deque[_Batch] = deque()
         self._queued_items = 0
@@ -86,7 +88,6 @@ class Pipeline:
         self._stopping = False
         self._awaiting_project: list[tuple[Destination, Interaction]] = []
         self._projects: dict[ProjectRef, _ResolvedProject] = {}
-        self._project_failure: str | None = None
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
         self._warned_full = False
@@ -277,27 +278,22 @@ class Pipeline:
             )
         resolved = _ResolvedProject(project.id, layout)
         self._projects[ref] = resolved
-        self._project_failure = None
+        self.outages.recovered()
         self._project_backoff.reset()
         return resolved
 
     def _project_unavailable(self, ref: ProjectRef, exc: Exception) -> None:
-        if isinstance(exc, LabelStudioRejected) or isinstance(exc, ValueError):
+        if isinstance(exc, LabelStudioRejected | ValueError):
             self._project_backoff.failures += 1
             delay = self._project_backoff.maximum_s
         else:
             delay = self._project_backoff.next_delay()
         self._project_retry_at = self.clock() + delay
-        kind = type(exc).__name__
-        if self._project_failure != kind:
-            self._project_failure = kind
-            which = f"id {ref.id}" if ref.id is not None else f"{ref.title!r}"
-            logger.error(
-                "cannot use Label Studio project %s at %s: %s. Interactions are kept; retrying.",
-                which,
-                self.label_studio.url,
-                exc,
-            )
+        which = f"id {ref.id}" if ref.id is not None else repr(ref.title)
+        self.outages.failed(
+            exc if isinstance(exc, LabelStudioError) else ValueError(f"project {which}: {exc}"),
+            kept=len(self._awaiting_project),
+        )
 
     def _idle(self) -> bool:
         return not (

@@ -61,6 +61,7 @@ _UNKNOWN_MODELS = frozenset({"", "unknown"})
 # Semconv ≥ 1.37 says `tool_call`; OpenAI (and the 1.28 events that copied it) say `tool_calls`.
 _FINISH_REASON_ALIASES = {"tool_calls": "tool_call", "function_call": "tool_call"}
 _REPAIR_ATTEMPTS = 32
+_LITERALS = ("true", "false", "null")
 
 
 class Decoded(NamedTuple):
@@ -139,14 +140,25 @@ def _repair_candidates(text: str) -> list[str]:
     return candidates[:_REPAIR_ATTEMPTS]
 
 
+def _looks_cut(text: str, error: json.JSONDecodeError) -> bool:
+    """Whether the text broke off rather than never being JSON ("[INST] hi" is not cut JSON)."""
+    if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+        return True
+    tail = text[error.pos :].rstrip()
+    if tail and any(literal.startswith(tail) for literal in _LITERALS):
+        return True  # cut inside true / false / null
+    if tail and len(tail) <= 2 and all(char in "-+.eE" for char in tail):
+        return True  # cut inside a number: "-", "1.", "1e"
+    # Cut inside a \uXXXX escape: the decoder reports the escape, a few characters from the end.
+    return error.msg.startswith("Invalid \\uXXXX") and error.pos >= len(text) - 6
+
+
 def decode_json(text: str) -> Decoded:
     """Decode JSON that may have been cut at an attribute length limit; never raises."""
     try:
         return Decoded(json.loads(text), "ok")
     except (json.JSONDecodeError, RecursionError) as error:
-        cut = isinstance(error, json.JSONDecodeError) and (
-            error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
-        )
+        cut = isinstance(error, json.JSONDecodeError) and _looks_cut(text, error)
     if not cut:
         return Decoded(text, "text")
     for candidate in _repair_candidates(text):
@@ -325,7 +337,13 @@ def messages_from_value(value: Any, default_role: str) -> tuple[tuple[Message, .
     decoded = decode_structured(value)
     found = messages(decoded.value, default_role)
     truncated = decoded.status == "truncated"
-    if truncated and not found and isinstance(value, str):
+    # A cut inside the first message can "recover" only a stub (`{"role": "us"}`): the raw text
+    # says more than that.
+    if (
+        truncated
+        and isinstance(value, str)
+        and not any(item.content or item.parts for item in found)
+    ):
         found = (Message(role=default_role, content=value),)
     return found, truncated
 
@@ -395,12 +413,11 @@ def _finish_reasons(attributes: Mapping[str, Any], output: Sequence[Message]) ->
     raw = attributes.get("gen_ai.response.finish_reasons")
     if isinstance(raw, str):
         raw = (raw,)
-    reasons = (
-        [finish_reason(value) for value in raw]
-        if isinstance(raw, (list, tuple))
-        else [item.finish_reason for item in output]
-    )
-    return tuple(reason for reason in reasons if reason)
+    if isinstance(raw, (list, tuple)):
+        reasons = tuple(reason for reason in map(finish_reason, raw) if reason)
+        if reasons:
+            return reasons
+    return tuple(item.finish_reason for item in output if item.finish_reason)
 
 
 def _error(span: SpanRecord) -> str | None:

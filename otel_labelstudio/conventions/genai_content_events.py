@@ -1,4 +1,4 @@
-"""GenAI semantic conventions 1.26–1.27: the whole prompt and completion in two span events.
+"""GenAI semantic conventions 1.26-1.27: the whole prompt and completion in two span events.
 
 `gen_ai.content.prompt` holds attribute `gen_ai.prompt`, `gen_ai.content.completion` holds
 `gen_ai.completion`: a JSON list of `{role, content}`, or sometimes the plain text itself.

@@ -1,4 +1,4 @@
-"""GenAI semantic conventions 1.28–1.36: one event per message.
+"""GenAI semantic conventions 1.28-1.36: one event per message.
 
 `gen_ai.{system,user,assistant,tool}.message` carry the input, `gen_ai.choice` one output choice.
 As log records the fields are in the body (`{"content", "tool_calls", "role"?, "id"?}`; a choice
@@ -11,7 +11,6 @@ by index. An event present both as span event and as log record is counted once.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -87,48 +86,60 @@ def _index(payload: Mapping[str, Any]) -> int:
     return 0
 
 
-def _fingerprint(event: EventRecord, payload: Mapping[str, Any]) -> str:
-    return event.name + json.dumps(payload, sort_keys=True, default=str)
+def _is_message_event(event: EventRecord) -> bool:
+    return event.name in MESSAGE_EVENT_ROLES or event.name == CHOICE_EVENT
 
 
-def _once(events: Sequence[EventRecord], payloads: Sequence[dict[str, Any]]) -> list[int]:
-    """Indexes of events to keep: a span event whose twin arrived as a log record is dropped.
+def _message(event: EventRecord, payload: Mapping[str, Any]) -> Message:
+    if event.name == CHOICE_EVENT:
+        return _choice(payload)
+    return _input_message(event.name, payload)
 
-    Matching is one-for-one, so a user who really sent the same message twice keeps both.
+
+def _fingerprint(event: EventRecord, payload: Mapping[str, Any], found: Message) -> str:
+    # Compared after normalising: a span event and its log-record twin spell fields differently
+    # (attributes vs body, JSON strings vs structures, role given or implied by the name).
+    index = _index(payload) if event.name == CHOICE_EVENT else -1
+    return f"{event.name}|{index}|{found!r}"
+
+
+def _once(fingerprints: Sequence[str], span_events: int) -> list[int]:
+    """Positions of the events to keep: a span event whose twin arrived as a log record is dropped.
+
+    The first `span_events` fingerprints are span events, the rest log records. Matching is
+    one-for-one, so a user who really sent the same message twice keeps both.
     """
-    twins: Counter[str] = Counter()
-    for event, payload in zip(events, payloads):
-        if event.body is not None:
-            twins[_fingerprint(event, payload)] += 1
+    logged = Counter(fingerprints[span_events:])
     kept = []
-    for position, (event, payload) in enumerate(zip(events, payloads)):
-        fingerprint = _fingerprint(event, payload)
-        if event.body is None and twins[fingerprint] > 0:
-            twins[fingerprint] -= 1
+    for position, fingerprint in enumerate(fingerprints):
+        if position < span_events and logged[fingerprint] > 0:
+            logged[fingerprint] -= 1
             continue
         kept.append(position)
     return kept
 
 
 def extract(span: SpanRecord, events: Sequence[EventRecord] = ()) -> Interaction | None:
-    relevant = [
-        event
-        for event in all_events(span, events)
-        if event.name in MESSAGE_EVENT_ROLES or event.name == CHOICE_EVENT
-    ]
+    relevant = [event for event in all_events(span, events) if _is_message_event(event)]
     if not relevant:
         return None
+    span_events = sum(1 for event in span.events if _is_message_event(event))
     decoded = [_payload(event) for event in relevant]
     payloads = [payload for payload, _ in decoded]
     truncated = any(cut for _, cut in decoded)
+    found = [_message(event, payload) for event, payload in zip(relevant, payloads, strict=True)]
+    fingerprints = [
+        _fingerprint(event, payload, item)
+        for event, payload, item in zip(relevant, payloads, found, strict=True)
+    ]
     inputs: list[tuple[int, int, Message]] = []
     choices: list[tuple[int, int, Message]] = []
-    for arrival in _once(relevant, payloads):
+    for arrival in _once(fingerprints, span_events):
         event, payload = relevant[arrival], payloads[arrival]
         if event.name == CHOICE_EVENT:
-            choices.append((_index(payload), arrival, _choice(payload)))
+            choices.append((_index(payload), arrival, found[arrival]))
         else:
-            inputs.append((event.time_unix_nano, arrival, _input_message(event.name, payload)))
+            inputs.append((event.time_unix_nano, arrival, found[arrival]))
     content = Content(
         input=tuple(item for _, _, item in sorted(inputs, key=lambda entry: entry[:2])),
         output=tuple(item for _, _, item in sorted(choices, key=lambda entry: entry[:2])),

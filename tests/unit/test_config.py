@@ -51,3 +51,8 @@ def test_langchain_mode_enum_is_accepted() -> None:
         CHAT = "chat"
 
     assert Settings.load({"mode": LabelStudioMode.CHAT}, environ={}).mode == "chat"
+
+
+def test_project_title_over_label_studios_limit_fails_fast() -> None:
+    with pytest.raises(ConfigurationError, match="project_name .*50 characters"):
+        Settings.load({"project_name": "x" * 51}, environ={})

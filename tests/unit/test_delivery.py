@@ -103,7 +103,7 @@ def test_unavailable_keeps_tasks_and_backs_off(caplog: pytest.LogCaptureFixture)
 
 def test_auth_failure_retries_at_the_slowest_pace_with_advice(caplog: pytest.LogCaptureFixture) -> None:
     delivery, fake, clock = make()
-    fake.failures = [AuthenticationFailed("rejected the API key (401)", status_code=401)]
+    fake.failures = [AuthenticationFailed("rejected the API key (401): use a Personal Access Token", status_code=401)]
     delivery.add([task(1)])
     assert not delivery.deliver()
     assert delivery.retry_at == pytest.approx(clock.now + delivery.backoff.maximum_s)
