@@ -42,7 +42,7 @@ class _ExporterBase:
     only logged, from the worker, and the application carries on.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  # positional order of LangChain's handler, for drop-in use
         self,
         api_key: str | None = None,
         url: str | None = None,

@@ -9,7 +9,7 @@ exchanges for short-lived access tokens itself).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,7 @@ class LabelStudio:
                 # max_retries=0: the SDK retries every method, imports included, so an import
                 # could be applied twice. We own retries, with the span keys in hand.
                 self._http = httpx.Client(timeout=self._timeout_s, follow_redirects=True)
-                self._sdk = Sdk(
+                self._sdk = Sdk(  # type: ignore[no-untyped-call]
                     base_url=self.url,
                     api_key=self._api_key,
                     timeout=self._timeout_s,
@@ -95,7 +95,9 @@ class LabelStudio:
     def find_project(self, title: str) -> Project | None:
         """The oldest project with exactly this title, or None."""
         with _translated(f"list projects titled {title!r}"):
-            pager = self._client.projects.list(title=title, ordering="id", page_size=100)
+            pager: Iterable[Any] = self._client.projects.list(
+                title=title, ordering="id", page_size=100
+            )
             for found in pager:
                 if found.title == title:
                     # The list view does not always carry the config; fetch the project itself.
@@ -118,7 +120,8 @@ class LabelStudio:
                 request=list(tasks),  # type: ignore[arg-type]  # plain dicts are accepted
                 return_task_ids=True,
             )
-        return list(response.task_ids or [])
+        # Present on the Community edition's synchronous answer, which the typed model omits.
+        return list(getattr(response, "task_ids", None) or [])
 
     def close(self) -> None:
         if self._http is not None:

@@ -1,8 +1,9 @@
 """Plain data that flows through the pipeline.
 
-Adapters turn SDK objects and OTLP messages into `SpanRecord` / `EventRecord`; conventions turn those
-into a convention-neutral `Interaction`. Nothing here knows where the data came from or where it goes.
-Attribute values stay as OpenTelemetry gives them: str, bool, int, float, sequences of those, and
+Adapters turn SDK objects and OTLP messages into `SpanRecord` / `EventRecord`; conventions turn
+those into a convention-neutral `Interaction`. Nothing here knows where the data came from or
+where it goes.
+Attribute values stay as OpenTelemetry gives them: str, bool, int, float, tuples of those, and
 (for AnyValue maps in log records) nested dicts and lists.
 """
 

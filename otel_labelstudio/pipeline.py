@@ -161,10 +161,10 @@ class Pipeline:
         # Our calls to Label Studio must not be traced: they would be exported back to us.
         token = otel_context.attach(
             otel_context.set_value(
-                otel_context._SUPPRESS_INSTRUMENTATION_KEY,  # noqa: SLF001
+                otel_context._SUPPRESS_INSTRUMENTATION_KEY,
                 True,
                 otel_context.set_value(
-                    otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY,  # noqa: SLF001
+                    otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY,
                     True,
                 ),
             )
@@ -263,10 +263,11 @@ class Pipeline:
             if ref.id is not None:
                 project = self.label_studio.get_project(ref.id)
             else:
-                project = self.label_studio.find_project(ref.title)
-                if project is None:
-                    project = self.label_studio.create_project(ref.title, ref.label_config)
-                    logger.info("created Label Studio project %r (id %d)", ref.title, project.id)
+                found = self.label_studio.find_project(ref.title)
+                if found is None:
+                    found = self.label_studio.create_project(ref.title, ref.label_config)
+                    logger.info("created Label Studio project %r (id %d)", ref.title, found.id)
+                project = found
             layout = parse_label_config(project.label_config)
         except (LabelStudioError, ValueError) as exc:
             self._project_unavailable(ref, exc)

@@ -98,7 +98,7 @@ def parse_label_config(label_config: str) -> LabelLayout:
     """Read the parts of a label config that shaping fills. Raises ValueError on invalid XML."""
     # Label Studio's own parser, so we read configs exactly as the server does. Imported here:
     # it costs over a second, paid on the worker thread, never at the application's import time.
-    from label_studio_sdk.label_interface import LabelInterface
+    from label_studio_sdk.label_interface.interface import LabelInterface
 
     try:
         interface = LabelInterface(label_config)

@@ -20,8 +20,10 @@ PROMPTS = [
     ("What is the capital of Australia?", "The capital of Australia is Sydney."),
     ("Translate 'good morning' into French.", "Bonjour."),
     ("How many bytes are in a kibibyte?", "A kibibyte is 1,024 bytes."),
-    ("Summarise: the meeting moved from Tuesday to Thursday at 3 pm.",
-     "The meeting is now on Thursday at 3 pm."),
+    (
+        "Summarise: the meeting moved from Tuesday to Thursday at 3 pm.",
+        "The meeting is now on Thursday at 3 pm.",
+    ),
 ]
 
 SUPPORT_SYSTEM = "You are a support agent for Acme Cloud. Be brief and polite."

@@ -19,9 +19,9 @@ from label_studio_sdk import LabelStudio
 from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.langchain import LangchainInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -92,7 +92,8 @@ class Traced:
 
     def llm_spans(self) -> list[ReadableSpan]:
         return [
-            s for s in self.memory.get_finished_spans()
+            s
+            for s in self.memory.get_finished_spans()
             if "gen_ai.operation.name" in (s.attributes or {})
         ]
 
@@ -156,7 +157,10 @@ def prediction_texts(task: Any) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("token_kind", ["personal_access_token", "legacy_token"])
 def test_langchain_llm_calls_become_prompt_tasks(
-    label_studio: Any, traced: Callable[[LabelStudioSpanExporter], Traced], unique_project_name: str, token_kind: str
+    label_studio: Any,
+    traced: Callable[[LabelStudioSpanExporter], Traced],
+    unique_project_name: str,
+    token_kind: str,
 ) -> None:
     exporter = LabelStudioSpanExporter(
         url=label_studio.url,
@@ -235,7 +239,9 @@ def test_custom_config_with_extra_controls(
     config = """<View>
       <Text name="question" value="$question"/>
       <Text name="where" value="$service"/>
-      <Choices name="verdict" toName="question"><Choice value="good"/><Choice value="bad"/></Choices>
+      <Choices name="verdict" toName="question">
+        <Choice value="good"/><Choice value="bad"/>
+      </Choices>
       <TextArea name="corrected" toName="question" editable="true"/>
       <TextArea name="notes" toName="question"/>
       <Rating name="stars" toName="question"/>
@@ -309,9 +315,19 @@ def test_zero_code_otel_traces_exporter_under_opentelemetry_instrument(
     }
     bin_dir = Path(sys.executable).parent
     result = subprocess.run(
-        [str(bin_dir / "opentelemetry-instrument"), sys.executable, "-m",
-         "otel_labelstudio.demo.sample_app", "chat"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
+        [
+            str(bin_dir / "opentelemetry-instrument"),
+            sys.executable,
+            "-m",
+            "otel_labelstudio.demo.sample_app",
+            "chat",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.legacy_token)

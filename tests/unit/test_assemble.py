@@ -7,13 +7,25 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def span(span_id: str) -> SpanRecord:
-    return SpanRecord(trace_id=TRACE, span_id=span_id, name="chat", start_time_unix_nano=1,
-                      end_time_unix_nano=2, attributes={"gen_ai.operation.name": "chat"})
+    return SpanRecord(
+        trace_id=TRACE,
+        span_id=span_id,
+        name="chat",
+        start_time_unix_nano=1,
+        end_time_unix_nano=2,
+        attributes={"gen_ai.operation.name": "chat"},
+    )
 
 
 def event(span_id: str, name: str = "gen_ai.user.message") -> EventRecord:
-    return EventRecord(name=name, time_unix_nano=1, attributes={}, body={"content": "hi"},
-                       trace_id=TRACE, span_id=span_id)
+    return EventRecord(
+        name=name,
+        time_unix_nano=1,
+        attributes={},
+        body={"content": "hi"},
+        trace_id=TRACE,
+        span_id=span_id,
+    )
 
 
 def test_event_before_span_and_after_are_joined_within_window() -> None:

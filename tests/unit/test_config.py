@@ -9,17 +9,29 @@ from otel_labelstudio.errors import ConfigurationError
 
 
 def test_environment_and_arguments() -> None:
-    env = {"LABEL_STUDIO_URL": "http://127.0.0.1:9/", "LABEL_STUDIO_API_KEY": "s3cret",
-           "LABEL_STUDIO_PROJECT_ID": "12", "LABEL_STUDIO_MODE": "dialogue"}
+    env = {
+        "LABEL_STUDIO_URL": "http://127.0.0.1:9/",
+        "LABEL_STUDIO_API_KEY": "s3cret",
+        "LABEL_STUDIO_PROJECT_ID": "12",
+        "LABEL_STUDIO_MODE": "dialogue",
+    }
     s = Settings.load({"project_id": 5}, environ=env)
-    assert (s.url, s.project_id, s.mode, s.api_key_value()) == ("http://127.0.0.1:9", 5, "chat", "s3cret")
+    assert (s.url, s.project_id, s.mode, s.api_key_value()) == (
+        "http://127.0.0.1:9",
+        5,
+        "chat",
+        "s3cret",
+    )
     assert "s3cret" not in repr(s)
 
 
 def test_default_project_name_is_a_date_pattern() -> None:
     s = Settings.load(environ={})
     assert s.project_title(date(2026, 11, 24)) == "otel-labelstudio-2026-11-24"
-    assert Settings.load({"project_name": "QA %Y"}, environ={}).project_title(date(2025, 1, 1)) == "QA 2025"
+    assert (
+        Settings.load({"project_name": "QA %Y"}, environ={}).project_title(date(2025, 1, 1))
+        == "QA 2025"
+    )
 
 
 def test_bad_value_names_field_and_source_never_the_key() -> None:
@@ -38,7 +50,9 @@ def test_bad_value_names_field_and_source_never_the_key() -> None:
 def test_project_config_from_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "config.xml"
     path.write_text("<View><Text name='t' value='$t'/></View>")
-    assert Settings.load({"project_config": str(path)}, environ={}).project_config == path.read_text()
+    assert (
+        Settings.load({"project_config": str(path)}, environ={}).project_config == path.read_text()
+    )
     with pytest.raises(ConfigurationError, match="project_config"):
         Settings.load({"project_config": str(tmp_path / "missing.xml")}, environ={})
 
@@ -54,5 +68,5 @@ def test_langchain_mode_enum_is_accepted() -> None:
 
 
 def test_project_title_over_label_studios_limit_fails_fast() -> None:
-    with pytest.raises(ConfigurationError, match="project_name .*50 characters"):
+    with pytest.raises(ConfigurationError, match=r"project_name .*50 characters"):
         Settings.load({"project_name": "x" * 51}, environ={})

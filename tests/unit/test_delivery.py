@@ -46,7 +46,9 @@ class Clock:
 
 
 def task(i: int, project: int = 1, poison: bool = False) -> Task:
-    return Task(key=f"t:{i}", project_id=project, payload={"data": {"key": f"t:{i}", "poison": poison}})
+    return Task(
+        key=f"t:{i}", project_id=project, payload={"data": {"key": f"t:{i}", "poison": poison}}
+    )
 
 
 def make(batch_size: int = 3) -> tuple[Delivery, FakeLabelStudio, Clock]:
@@ -85,7 +87,10 @@ def test_one_bad_task_is_isolated_and_the_rest_land() -> None:
 def test_unavailable_keeps_tasks_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="otel_labelstudio")
     delivery, fake, clock = make()
-    fake.failures = [LabelStudioUnavailable("cannot connect"), LabelStudioUnavailable("cannot connect")]
+    fake.failures = [
+        LabelStudioUnavailable("cannot connect"),
+        LabelStudioUnavailable("cannot connect"),
+    ]
     delivery.add([task(1)])
     assert not delivery.deliver()
     assert delivery.retry_at is not None and delivery.retry_at > clock.now
@@ -101,9 +106,15 @@ def test_unavailable_keeps_tasks_and_backs_off(caplog: pytest.LogCaptureFixture)
     assert any("accepts tasks again" in r.getMessage() for r in caplog.records)
 
 
-def test_auth_failure_retries_at_the_slowest_pace_with_advice(caplog: pytest.LogCaptureFixture) -> None:
+def test_auth_failure_retries_at_the_slowest_pace_with_advice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     delivery, fake, clock = make()
-    fake.failures = [AuthenticationFailed("rejected the API key (401): use a Personal Access Token", status_code=401)]
+    fake.failures = [
+        AuthenticationFailed(
+            "rejected the API key (401): use a Personal Access Token", status_code=401
+        )
+    ]
     delivery.add([task(1)])
     assert not delivery.deliver()
     assert delivery.retry_at == pytest.approx(clock.now + delivery.backoff.maximum_s)

@@ -50,7 +50,9 @@ def test_default_prompt_config_layout() -> None:
 def test_default_dialogue_config_layout() -> None:
     layout = parse_label_config(default_label_config(Shape.DIALOGUE))
     assert layout == LabelLayout(
-        objects=(ObjectSlot(tag="Paragraphs", variable="prompt", name_key="role", text_key="content"),),
+        objects=(
+            ObjectSlot(tag="Paragraphs", variable="prompt", name_key="role", text_key="content"),
+        ),
         response=ResponseSlot(from_name="response", to_name="dialogue"),
     )
 
@@ -158,7 +160,9 @@ def test_tool_calls_are_written_out() -> None:
     output = Message(
         "assistant",
         "",
-        parts=({"type": "tool_call", "id": "c1", "name": "weather", "arguments": {"city": "Oslo"}},),
+        parts=(
+            {"type": "tool_call", "id": "c1", "name": "weather", "arguments": {"city": "Oslo"}},
+        ),
     )
     task = task_for(chat_interaction(output=(output,)), layout, project_id=1)
     text = task.payload["predictions"][0]["result"][0]["value"]["text"][0]
