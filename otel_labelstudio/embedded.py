@@ -540,47 +540,48 @@ def _personal_access_token(server: RunningLabelStudio) -> str:
     from label_studio_sdk import LabelStudio
     from label_studio_sdk.core.api_error import ApiError
 
-    def client(api_key: str) -> LabelStudio:
-        # max_retries=0: the SDK also retries on 409, which is an answer here.
-        return LabelStudio(
-            base_url=server.url,
-            api_key=api_key,
-            max_retries=0,
-            timeout=30,
-            httpx_client=httpx.Client(timeout=30, trust_env=False),
-        )
+    # trust_env=False: no proxy for loopback. max_retries=0: the SDK also retries on 409,
+    # which is an answer here.
+    with httpx.Client(timeout=30, trust_env=False) as http:
 
-    legacy = client(server.legacy_token)
-    try:
-        whoami = legacy.users.whoami()
-    except ApiError as exc:
-        if exc.status_code == 401:
-            raise EmbeddedLabelStudioError(
-                f"the legacy token is not accepted by the Label Studio at {server.url}: its data"
-                f" dir {server.data_dir} was made with other credentials"
-            ) from None
-        raise
-    if whoami.email != server.username:
-        raise EmbeddedLabelStudioError(f"the server at {server.url} is not ours")
-    stored = _load_credentials(server.data_dir).get("personal_access_token")
-    if stored:
-        with contextlib.suppress(ApiError):
-            client(stored).users.whoami()
-            return stored
-    try:
-        created = legacy.tokens.create()
-    except ApiError as exc:
-        if exc.status_code == 409:
-            # Label Studio never shows a PAT twice, and we did not keep it.
-            raise EmbeddedLabelStudioError(
-                f"{server.username} already has a Personal Access Token in {server.data_dir},"
-                f" and it is not in {_CREDENTIALS_FILE}: revoke it in Label Studio"
-                " (Account & Settings) and start again"
-            ) from None
-        raise
-    if not created.token:
+        def client(api_key: str) -> LabelStudio:
+            return LabelStudio(  # type: ignore[no-untyped-call]
+                base_url=server.url, api_key=api_key, max_retries=0, httpx_client=http
+            )
+
+        legacy = client(server.legacy_token)
+        try:
+            whoami = legacy.users.whoami()
+        except ApiError as exc:
+            if exc.status_code == 401:
+                raise EmbeddedLabelStudioError(
+                    f"the legacy token is not accepted by the Label Studio at {server.url}: its"
+                    f" data dir {server.data_dir} was made with other credentials"
+                ) from None
+            raise
+        if whoami.email != server.username:
+            raise EmbeddedLabelStudioError(f"the server at {server.url} is not ours")
+        stored = _load_credentials(server.data_dir).get("personal_access_token")
+        if stored:
+            # Expired, or signed by another server's key: the SDK or the server says 401.
+            with contextlib.suppress(ApiError):
+                client(stored).users.whoami()
+                return stored
+        try:
+            created = legacy.tokens.create()
+        except ApiError as exc:
+            if exc.status_code == 409:
+                # Label Studio never shows a PAT twice, and we did not keep it.
+                raise EmbeddedLabelStudioError(
+                    f"{server.username} already has a Personal Access Token in {server.data_dir},"
+                    f" and it is not in {_CREDENTIALS_FILE}: revoke it in Label Studio"
+                    " (Account & Settings) and start again"
+                ) from None
+            raise
+    token = str(created.token or "")
+    if not token:
         raise EmbeddedLabelStudioError("Label Studio returned an empty Personal Access Token")
-    return created.token
+    return token
 
 
 def _load_credentials(data_dir: Path) -> dict[str, str]:
