@@ -31,9 +31,9 @@ def main(verbose: bool) -> None:
 def demo(port: int | None, no_wait: bool) -> None:
     """Embedded Label Studio + a sample LangChain app traced into it."""
     from otel_labelstudio.demo import DEMO_PASSWORD, DEMO_USER, run_demo, wait_for_ctrl_c
-    from otel_labelstudio.embedded import _port_is_free
+    from otel_labelstudio.embedded import port_is_free
 
-    if port is None and _port_is_free(8080):
+    if port is None and port_is_free(8080):
         port = 8080
     try:
         result = run_demo(port=port, say=click.echo)

@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -58,6 +59,7 @@ __all__ = [
     "EmbeddedLabelStudioError",
     "RunningLabelStudio",
     "default_cache_dir",
+    "port_is_free",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ _DATABASE_FILE = "label_studio.sqlite3"
 # because Label Studio reads any X, LABEL_STUDIO_X or HEARTEX_X for its settings (USERNAME,
 # PORT, HOST, DJANGO_DB, POSTGRE_*, ...) and proxies must not catch its loopback traffic.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+# Django's runserver says so just before it binds.
+_SERVING_AT = re.compile(r"Starting development server at (http://\S+/)")
 _START_ATTEMPTS = 3  # only when we chose the port: another process may take it in between
 
 
@@ -343,6 +347,7 @@ class EmbeddedLabelStudio:
         ]
         started = time.monotonic()
         with log_path.open("ab") as log:
+            log_offset = log.tell()  # a reused data dir's log holds earlier runs
             process = subprocess.Popen(
                 command,
                 env=env,
@@ -362,12 +367,7 @@ class EmbeddedLabelStudio:
             log_path=log_path,
         )
         try:
-            _wait_healthy(server, process, timeout_s)
-            # Health alone does not prove the server is ours: Label Studio moves to the next
-            # port when ours is taken, and whatever took it may answer. Our server says where
-            # it listens, and only it knows our freshly generated legacy token.
-            if f"http://{HOST}:{port}/" not in _read(log_path):
-                raise _PortTaken
+            _wait_healthy(server, process, timeout_s, log_offset)
             server.personal_access_token = _personal_access_token(server)
             _store_credentials(data_dir, credentials, server.personal_access_token)
         except BaseException:
@@ -511,9 +511,21 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def port_is_free(port: int) -> bool:
+    """Whether Label Studio could listen on this port of 127.0.0.1 without moving away."""
+    return _port_is_free(port)
+
+
 def _wait_healthy(
-    server: RunningLabelStudio, process: subprocess.Popen[bytes], timeout_s: float
+    server: RunningLabelStudio,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
+    log_offset: int,
 ) -> None:
+    """Until our process serves /health at our address. Health alone does not prove the server
+    is ours: Label Studio moves to the next port when ours is taken, and whatever took it may
+    answer. So our process must also say, in its log, that it listens at our address (and
+    later, only our server knows our freshly generated legacy token)."""
     deadline = time.monotonic() + timeout_s
     # trust_env=False: a proxy from the environment must not intercept loopback traffic.
     with httpx.Client(timeout=2.0, trust_env=False) as http:
@@ -523,9 +535,13 @@ def _wait_healthy(
                     f"Label Studio exited with code {process.returncode} while starting\n"
                     + server.log_tail()
                 )
-            with contextlib.suppress(httpx.HTTPError):
+            announced = _SERVING_AT.findall(_read(server.log_path, log_offset))
+            if any(address != f"{server.url}/" for address in announced):
+                raise _PortTaken
+            with contextlib.suppress(httpx.HTTPError, ValueError):
                 answer = http.get(f"{server.url}/health")
-                if answer.status_code == 200 and answer.json().get("status") == "UP":
+                healthy = answer.status_code == 200 and answer.json().get("status") == "UP"
+                if healthy and announced:
                     return
             time.sleep(0.1)
     raise EmbeddedLabelStudioError(
@@ -649,9 +665,11 @@ def _runs(executable: Path, *args: str) -> bool:
     return completed.returncode == 0
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, offset: int = 0) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode("utf-8", errors="replace").strip()
     except FileNotFoundError:
         return ""
 
@@ -660,7 +678,9 @@ def _tail(path: Path, lines: int = 40) -> str:
     text = _read(path)
     if not text:
         return f"(no log at {path})"
-    return f"--- last {lines} lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
+    return f"--- last {lines} lines of Label Studio's log ---\n" + "\n".join(
+        text.splitlines()[-lines:]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,9 +20,7 @@ from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -54,31 +52,11 @@ LANGCHAIN_CHAT_CONFIG = """
 """
 
 
-class Switchboard(SpanProcessor):
-    """Forwards to the current test's processor. The LangChain instrumentation keeps the tracer
-    it was first given (uninstrument/instrument does not swap it), so the tests share one
-    instrumented provider and switch what sits behind it."""
-
-    def __init__(self) -> None:
-        self.target: SpanProcessor | None = None
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if self.target is not None:
-            self.target.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if self.target is not None:
-            self.target.on_end(span)
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.target.force_flush(timeout_millis) if self.target is not None else True
-
-
 class Traced:
     """The shared instrumented provider with our exporter behind it for one test, and an
     in-memory copy of its spans to compare what Label Studio got with what was traced."""
 
-    def __init__(self, switchboard: Switchboard, exporter: LabelStudioSpanExporter) -> None:
+    def __init__(self, switchboard: Any, exporter: LabelStudioSpanExporter) -> None:
         self.exporter = exporter
         self.memory = InMemorySpanExporter()
         self.processors = [SimpleSpanProcessor(self.memory), BatchSpanProcessor(exporter)]
@@ -116,24 +94,12 @@ class _Both(SpanProcessor):
             p.on_end(span)
 
 
-@pytest.fixture(scope="module")
-def switchboard() -> Iterator[Switchboard]:
-    board = Switchboard()
-    provider = TracerProvider(resource=Resource.create({"service.name": "e2e-app"}))
-    provider.add_span_processor(board)
-    instrumentor = LangchainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    yield board
-    instrumentor.uninstrument()
-    provider.shutdown()
-
-
 @pytest.fixture
-def traced(switchboard: Switchboard) -> Iterator[Callable[[LabelStudioSpanExporter], Traced]]:
+def traced(langchain_tracing: Any) -> Iterator[Callable[[LabelStudioSpanExporter], Traced]]:
     made: list[Traced] = []
 
     def make(exporter: LabelStudioSpanExporter) -> Traced:
-        made.append(Traced(switchboard, exporter))
+        made.append(Traced(langchain_tracing, exporter))
         return made[-1]
 
     yield make

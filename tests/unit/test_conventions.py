@@ -120,29 +120,22 @@ def test_traceloop_langchain_fake_chat_model() -> None:
     assert extract(span(TRACELOOP_LANGCHAIN_FAKE_CHAT)) == TRACELOOP_LANGCHAIN_EXPECTED
 
 
-def test_traceloop_langchain_through_the_real_instrumentation(monkeypatch: Any) -> None:
+def test_traceloop_langchain_through_the_real_instrumentation(langchain_tracing: Any) -> None:
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from langchain_core.messages import HumanMessage, SystemMessage
-    from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from otel_labelstudio.sdk_records import span_record
 
-    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = LangchainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
+    langchain_tracing.target = SimpleSpanProcessor(exporter)
     try:
         FakeListChatModel(responses=["Hello!"]).invoke(
             [SystemMessage("You are terse."), HumanMessage("Hi there")]
         )
     finally:
-        instrumentor.uninstrument()
+        langchain_tracing.target = None
     (finished,) = exporter.get_finished_spans()
 
     found = extract(span_record(finished))
@@ -158,7 +151,7 @@ def test_traceloop_langchain_through_the_real_instrumentation(monkeypatch: Any) 
         "unknown",
         "langchain",
         "chat",
-        "support-bot",
+        "e2e-app",
     )
 
 

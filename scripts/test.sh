@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it: set-up, lint, format, types, then unit and integration tests
+# (against a real Label Studio). Benchmarks (tests/bench) are separate. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/bootstrap.sh
+
+echo "==> ruff check" >&2
+.venv/bin/ruff check .
+echo "==> ruff format --check" >&2
+.venv/bin/ruff format --check .
+echo "==> mypy" >&2
+.venv/bin/mypy
+echo "==> pytest" >&2
+# `|| status=$?` keeps set -e from exiting before we can report; 5 (no tests collected) is a
+# failure too, which it already is by being non-zero.
+if [ "$#" -eq 0 ]; then
+  set -- tests/unit tests/integration
+fi
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests" >&2
+fi
+exit "$status"
