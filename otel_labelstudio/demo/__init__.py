@@ -8,12 +8,14 @@ OpenTelemetry code; it runs under `opentelemetry-instrument` with
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from otel_labelstudio.embedded import EmbeddedLabelStudio, RunningLabelStudio
@@ -89,6 +91,12 @@ def _count_tasks(server: RunningLabelStudio) -> dict[str, tuple[int, int]]:
 
 
 def wait_for_ctrl_c(server: RunningLabelStudio) -> None:
+    """Until Ctrl-C or SIGTERM (a service manager's stop), or until the server dies."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while server.is_running():
             time.sleep(1)

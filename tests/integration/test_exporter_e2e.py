@@ -52,6 +52,31 @@ LANGCHAIN_CHAT_CONFIG = """
 """
 
 
+# ... and its prompt-mode config.
+LANGCHAIN_PROMPT_CONFIG = """
+<View>
+<Style>
+    .prompt-box {
+        background-color: white;
+        border-radius: 10px;
+        box-shadow: 0px 4px 6px rgba(0, 0, 0, 0.1);
+        padding: 20px;
+    }
+</Style>
+<View className="root">
+    <View className="prompt-box">
+        <Text name="prompt" value="$prompt"/>
+    </View>
+    <TextArea name="response" toName="prompt"
+              maxSubmissions="1" editable="true"
+              required="true"/>
+</View>
+<Header value="Rate the response:"/>
+<Rating name="rating" toName="prompt"/>
+</View>
+"""
+
+
 class Traced:
     """The shared instrumented provider with our exporter behind it for one test, and an
     in-memory copy of its spans to compare what Label Studio got with what was traced."""
@@ -183,11 +208,23 @@ def test_chat_model_with_system_becomes_dialogue_task(
     assert project.label_config.strip() == default_label_config(Shape.DIALOGUE).strip()
 
 
-def test_existing_project_by_id_with_langchain_chat_config(
-    label_studio: Any, traced: Callable[[LabelStudioSpanExporter], Traced], unique_project_name: str
+@pytest.mark.parametrize(
+    ("config", "expected_prompt"),
+    [
+        (LANGCHAIN_CHAT_CONFIG, [{"role": "user", "content": "Help me?"}]),
+        (LANGCHAIN_PROMPT_CONFIG, "Help me?"),
+    ],
+    ids=["chat", "prompt"],
+)
+def test_existing_project_by_id_with_langchain_handler_config(
+    label_studio: Any,
+    traced: Callable[[LabelStudioSpanExporter], Traced],
+    unique_project_name: str,
+    config: str,
+    expected_prompt: object,
 ) -> None:
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.legacy_token)
-    project = client.projects.create(title=unique_project_name, label_config=LANGCHAIN_CHAT_CONFIG)
+    project = client.projects.create(title=unique_project_name, label_config=config)
     exporter = LabelStudioSpanExporter(
         url=label_studio.url, api_key=label_studio.personal_access_token, project_id=project.id
     )
@@ -195,7 +232,7 @@ def test_existing_project_by_id_with_langchain_chat_config(
     FakeListChatModel(responses=["Sure."]).invoke([HumanMessage("Help me?")])
     assert t.flush()
     (task,) = tasks_of(client, unique_project_name)
-    assert task.data["prompt"] == [{"role": "user", "content": "Help me?"}]
+    assert task.data["prompt"] == expected_prompt
     assert prediction_texts(task) == [("unknown", "response", "Sure.")]
 
 
@@ -272,7 +309,8 @@ def test_zero_code_otel_traces_exporter_under_opentelemetry_instrument(
         **os.environ,
         "OTEL_TRACES_EXPORTER": "labelstudio",
         "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
+        # Both exporters by entry point: they must share one pipeline and shut down cleanly.
+        "OTEL_LOGS_EXPORTER": "labelstudio",
         "OTEL_SERVICE_NAME": "zero-code-app",
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.personal_access_token,
@@ -296,6 +334,7 @@ def test_zero_code_otel_traces_exporter_under_opentelemetry_instrument(
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "not delivered" not in result.stderr, result.stderr[-3000:]
     client = LabelStudio(base_url=label_studio.url, api_key=label_studio.legacy_token)
     tasks = tasks_of(client, unique_project_name)
     assert len(tasks) == 3
