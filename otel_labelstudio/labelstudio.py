@@ -123,6 +123,12 @@ class LabelStudio:
         # Present on the Community edition's synchronous answer, which the typed model omits.
         return list(getattr(response, "task_ids", None) or [])
 
+    def forget_connections(self) -> None:
+        """In a forked child: drop the parent's connections without closing them (closing
+        would act on sockets the parent still uses); the next call connects anew."""
+        self._sdk = None
+        self._http = None
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -10,8 +10,10 @@ suppressed, so our own HTTP calls to Label Studio are never traced (and never lo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,14 +69,26 @@ class Pipeline:
         )
         self.clock = clock
         self.counts: Counter[str] = Counter()
-        self.assembler = Assembler(window_s=settings.join_window_s)
         self.outages = OutageLog(self.label_studio.url)
+        self._projects: dict[ProjectRef, _ResolvedProject] = {}
+        self._stopping = False
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            # A forked child (gunicorn, multiprocessing) has no worker thread: start its own.
+            this = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
+
+    def _start_worker(self) -> None:
+        """Create the worker's state and start its thread. In a forked child, the state copied
+        from the parent is dropped: what the parent had queued is the parent's to deliver."""
+        settings = self.settings
+        self.assembler = Assembler(window_s=settings.join_window_s)
         self.delivery = Delivery(
             self.label_studio,
             batch_size=settings.batch_size,
             max_pending=settings.max_queue_size,
             backoff=Backoff(maximum_s=settings.max_backoff_s),
-            clock=clock,
+            clock=self.clock,
             outages=self.outages,
         )
         self._queue: deque[_Batch] = deque()
@@ -85,9 +99,7 @@ class Pipeline:
         self._flush_requested = 0
         self._flush_completed = 0
         self._flush_done = threading.Condition(self._lock)
-        self._stopping = False
         self._awaiting_project: list[tuple[Destination, Interaction]] = []
-        self._projects: dict[ProjectRef, _ResolvedProject] = {}
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
         self._warned_full = False
@@ -241,7 +253,7 @@ class Pipeline:
         still_waiting: list[tuple[Destination, Interaction]] = []
         tasks: list[Task] = []
         for destination, interaction in self._awaiting_project:
-            project = self._resolve(destination.project)
+            project = self._resolve(destination.project, force=force)
             if project is None:
                 still_waiting.append((destination, interaction))
                 continue
@@ -249,7 +261,7 @@ class Pipeline:
         self._awaiting_project = still_waiting
         self.delivery.add(tasks)
 
-    def _resolve(self, ref: ProjectRef) -> _ResolvedProject | None:
+    def _resolve(self, ref: ProjectRef, *, force: bool) -> _ResolvedProject | None:
         """The project behind `ref`, found or created once, then cached. None while Label Studio
         cannot tell us (the interactions wait; nothing is lost)."""
         from otel_labelstudio.shaping import parse_label_config
@@ -257,7 +269,7 @@ class Pipeline:
         cached = self._projects.get(ref)
         if cached is not None:
             return cached
-        if self.clock() < self._project_retry_at:
+        if not force and self.clock() < self._project_retry_at:
             return None
         try:
             if ref.id is not None:
@@ -310,6 +322,13 @@ class Pipeline:
             "delivered": self.delivery.delivered,
             "pending": self.delivery.pending + len(self._awaiting_project),
         }
+
+
+def _restart_in_child(pipeline: weakref.ref[Pipeline]) -> None:
+    found = pipeline()
+    if found is not None and not found._stopping:
+        found.label_studio.forget_connections()
+        found._start_worker()
 
 
 # Exporters built from the same settings share one pipeline: under `opentelemetry-instrument`,
