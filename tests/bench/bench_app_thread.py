@@ -125,7 +125,9 @@ def time_calls(
     while index < args.warmup or not ready():
         if time.monotonic() - started > STARTUP_TIMEOUT_S:
             raise SystemExit(f"not ready after {STARTUP_TIMEOUT_S} s of warm-up")
-        pause(args)
+        # Always sleep here: spinning starves the exporter's start-up of the GIL for tens of
+        # seconds, and the backlog of calls made meanwhile would then be what gets timed.
+        time.sleep(args.think_s)
         before = time.perf_counter_ns()
         call(f"Warm-up question {index}?")
         warmup.append(time.perf_counter_ns() - before)
@@ -209,8 +211,13 @@ def child_ours(args: ChildArgs) -> dict[str, Any]:
 
     def delivered_once() -> bool:
         nonlocal delivered_before
+        if exporter.pipeline.stats()["delivered"] == 0:
+            return False
+        # Deliver the warm-up's calls too: the timed loop starts with nothing queued.
+        provider.force_flush(60_000)
+        exporter.force_flush(60_000)
         delivered_before = exporter.pipeline.stats()["delivered"]
-        return delivered_before > 0
+        return True
 
     result = time_calls(fake_llm().invoke, args, ready=delivered_once)
     delivered_while_timed = exporter.pipeline.stats()["delivered"] - delivered_before
