@@ -32,6 +32,7 @@ __all__ = [
 class Shape(str, Enum):
     PROMPT = "prompt"  # one prompt string, one editable response
     DIALOGUE = "dialogue"  # the whole conversation, and its last response
+    AUTO = "auto"  # prompt for a single user prompt (± system), dialogue otherwise
 
 
 # The two configs LangChain's LabelStudioCallbackHandler made familiar (its "prompt" and "chat"
