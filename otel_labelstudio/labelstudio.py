@@ -94,15 +94,34 @@ class LabelStudio:
 
     def find_project(self, title: str) -> Project | None:
         """The oldest project with exactly this title, or None."""
+        ids = self._ids_titled(title)
+        return self.get_project(ids[0]) if ids else None
+
+    def ensure_project(self, title: str, label_config: str) -> tuple[Project, bool]:
+        """The project titled `title`, created with `label_config` when missing; True when we
+        created it.
+
+        Label Studio does not keep titles unique, so several processes starting at once could
+        each create one. They converge: the oldest project with the title wins, and a project we
+        created that lost is deleted (it is still empty: we import only after this returns).
+        """
+        found = self.find_project(title)
+        if found is not None:
+            return found, False
+        created = self.create_project(title, label_config)
+        winner = min([created.id, *self._ids_titled(title)])
+        if winner == created.id:
+            return created, True
+        logger.info("project %r was created concurrently elsewhere; using id %d", title, winner)
+        with _translated(f"delete duplicate project {created.id}"):
+            self._client.projects.delete(id=created.id)
+        return self.get_project(winner), False
+
+    def _ids_titled(self, title: str) -> list[int]:
         with _translated(f"list projects titled {title!r}"):
-            pager: Iterable[Any] = self._client.projects.list(
-                title=title, ordering="id", page_size=100
-            )
-            for found in pager:
-                if found.title == title:
-                    # The list view does not always carry the config; fetch the project itself.
-                    return self.get_project(_require_id(found.id))
-        return None
+            # `title` filters by substring; keep exact matches only.
+            pager: Iterable[Any] = self._client.projects.list(title=title, page_size=100)
+            return sorted(p.id for p in pager if p.title == title and p.id is not None)
 
     def create_project(self, title: str, label_config: str) -> Project:
         with _translated(f"create project {title!r}"):

@@ -275,11 +275,9 @@ class Pipeline:
             if ref.id is not None:
                 project = self.label_studio.get_project(ref.id)
             else:
-                found = self.label_studio.find_project(ref.title)
-                if found is None:
-                    found = self.label_studio.create_project(ref.title, ref.label_config)
-                    logger.info("created Label Studio project %r (id %d)", ref.title, found.id)
-                project = found
+                project, created = self.label_studio.ensure_project(ref.title, ref.label_config)
+                if created:
+                    logger.info("created Label Studio project %r (id %d)", ref.title, project.id)
             layout = parse_label_config(project.label_config)
         except (LabelStudioError, ValueError) as exc:
             self._project_unavailable(ref, exc)

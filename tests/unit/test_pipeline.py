@@ -29,14 +29,10 @@ class ScriptedLabelStudio:
         self.created: list[str] = []
         self.suppressed: list[bool] = []
 
-    def find_project(self, title: str) -> Project | None:
-        self._call()
-        return None
-
-    def create_project(self, title: str, label_config: str) -> Project:
+    def ensure_project(self, title: str, label_config: str) -> tuple[Project, bool]:
         self._call()
         self.created.append(title)
-        return Project(id=1, title=title, label_config=label_config)
+        return Project(id=1, title=title, label_config=label_config), True
 
     def get_project(self, project_id: int) -> Project:
         self._call()

@@ -1,0 +1,84 @@
+"""labelstudio.py and delivery.py against the real Label Studio: errors are typed, a bad task is
+isolated from its batch, concurrent creators of one title converge on one project."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from otel_labelstudio.delivery import Delivery
+from otel_labelstudio.errors import AuthenticationFailed, ProjectNotFound, TasksRejected
+from otel_labelstudio.labelstudio import LabelStudio
+from otel_labelstudio.model import Task
+from otel_labelstudio.shaping import Shape, default_label_config
+
+PROMPT_CONFIG = default_label_config(Shape.PROMPT)
+
+
+@pytest.fixture
+def seam(label_studio: Any) -> Any:
+    ls = LabelStudio(label_studio.url, label_studio.personal_access_token)
+    yield ls
+    ls.close()
+
+
+def test_wrong_key_and_missing_project_are_typed(label_studio: Any, seam: LabelStudio) -> None:
+    wrong = LabelStudio(label_studio.url, "wrong-token-0123456789")
+    with pytest.raises(AuthenticationFailed) as info:
+        wrong.find_project("anything")
+    assert "wrong-token" not in str(info.value)
+    with pytest.raises(ProjectNotFound):
+        seam.get_project(987_654)
+
+
+def test_a_task_missing_a_variable_is_rejected_as_tasks_rejected(
+    seam: LabelStudio, unique_project_name: str
+) -> None:
+    project = seam.create_project(unique_project_name, PROMPT_CONFIG)
+    with pytest.raises(TasksRejected):
+        seam.import_tasks(project.id, [{"data": {"not_prompt": "x"}}])
+
+
+def test_delivery_isolates_the_bad_task_and_imports_the_rest_once(
+    seam: LabelStudio, unique_project_name: str
+) -> None:
+    project = seam.create_project(unique_project_name, PROMPT_CONFIG)
+
+    def task(i: int) -> Task:
+        data = {"prompt": f"q{i}", "span_id": f"{i:016x}"} if i != 13 else {"span_id": "bad"}
+        return Task(key=f"t:{i}", project_id=project.id, payload={"data": data})
+
+    delivery = Delivery(seam, batch_size=50, max_pending=1000)
+    delivery.add([task(i) for i in range(40)])
+    delivery.add([task(i) for i in range(40)])  # the same spans again
+    assert delivery.deliver()
+    assert delivery.delivered == 39
+    assert delivery.dropped == {"duplicate": 40, "rejected_by_label_studio": 1}
+    from label_studio_sdk import LabelStudio as Sdk
+
+    client = Sdk(base_url=seam.url, api_key=seam._api_key)
+    prompts = sorted(t.data["prompt"] for t in client.tasks.list(project=project.id))
+    assert prompts == sorted(f"q{i}" for i in range(40) if i != 13)
+
+
+def test_concurrent_creators_converge_on_one_project(
+    label_studio: Any, unique_project_name: str
+) -> None:
+    creators = [LabelStudio(label_studio.url, label_studio.legacy_token) for _ in range(4)]
+    start = threading.Barrier(len(creators))
+    results: list[int] = []
+
+    def create(ls: LabelStudio) -> None:
+        start.wait()
+        project, _ = ls.ensure_project(unique_project_name, PROMPT_CONFIG)
+        results.append(project.id)
+
+    threads = [threading.Thread(target=create, args=(ls,)) for ls in creators]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4 and len(set(results)) == 1
+    assert creators[0]._ids_titled(unique_project_name) == results[:1]
