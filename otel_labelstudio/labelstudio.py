@@ -104,6 +104,8 @@ class LabelStudio:
         Label Studio does not keep titles unique, so several processes starting at once could
         each create one. They converge: the oldest project with the title wins, and a project we
         created that lost is deleted (it is still empty: we import only after this returns).
+        Measured on SQLite: concurrent creations can also answer 500 ("database is locked") after
+        storing the project; such a project may be the oldest, and then it is the one all use.
         """
         found = self.find_project(title)
         if found is not None:
