@@ -18,9 +18,11 @@ from otel_labelstudio.errors import (
 )
 from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import Task
-from otel_labelstudio.shaping import Shape, default_label_config
 
-PROMPT_CONFIG = default_label_config(Shape.PROMPT)
+PROMPT_CONFIG = """<View>
+  <Text name="prompt" value="$prompt"/>
+  <TextArea name="response" toName="prompt"/>
+</View>"""
 
 
 @pytest.fixture
