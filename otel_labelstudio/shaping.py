@@ -3,18 +3,23 @@
 The label config decides where things go, so a user's own `project_config` just works: every
 object tag's `$variable` gets a value (Label Studio rejects a task that misses one), a `Paragraphs`
 gets the conversation as `{role, content}` turns, any other object gets text, and the first
-`TextArea` gets the model's response as an editable prediction. Shaping never calls Label Studio:
-it is handed the config text and returns plain data.
+`TextArea` gets the model's response as an editable prediction, one prediction per choice.
+Shaping never calls Label Studio: it is handed the config text and returns plain data.
+
+The only HTML shaping ever writes is the trace link: an anchor whose href is built from the
+operator's URL template and hex ids. Model and user text never reaches a `HyperText` unescaped.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from otel_labelstudio.model import Interaction, Message, Task
 
@@ -25,7 +30,9 @@ __all__ = [
     "Shape",
     "default_label_config",
     "parse_label_config",
+    "shape_of",
     "task_for",
+    "trace_url",
 ]
 
 
@@ -35,12 +42,21 @@ class Shape(str, Enum):
     AUTO = "auto"  # prompt for a single user prompt (± system), dialogue otherwise
 
 
+# The trace link, shown only when the operator configured a URL template (else "" renders
+# nothing). A HyperText is the one tag that makes a link clickable; `clickableLinks` because Label
+# Studio swallows clicks on links in a HyperText by default.
+_TRACE_LINK_TAG = (
+    '<HyperText name="trace" value="$trace_link" inline="true" clickableLinks="true"\n'
+    '             selectionEnabled="false"/>'
+)
+
 # The two configs LangChain's LabelStudioCallbackHandler made familiar (its "prompt" and "chat"
-# modes), so projects created by that handler and by us look and export the same.
-_PROMPT_CONFIG = """<View>
+# modes), so projects created by that handler and by us look and export the same; ours add only
+# the trace link.
+_PROMPT_CONFIG = f"""<View>
   <Style>
-    .prompt-box { background-color: white; border-radius: 10px;
-                  box-shadow: 0px 4px 6px rgba(0, 0, 0, 0.1); padding: 20px; }
+    .prompt-box {{ background-color: white; border-radius: 10px;
+                  box-shadow: 0px 4px 6px rgba(0, 0, 0, 0.1); padding: 20px; }}
   </Style>
   <View className="root">
     <View className="prompt-box">
@@ -50,10 +66,11 @@ _PROMPT_CONFIG = """<View>
   </View>
   <Header value="Rate the response:"/>
   <Rating name="rating" toName="prompt"/>
+  {_TRACE_LINK_TAG}
 </View>
 """
 
-_DIALOGUE_CONFIG = """<View>
+_DIALOGUE_CONFIG = f"""<View>
   <View className="root">
     <Paragraphs name="dialogue" value="$prompt" layout="dialogue"
                 textKey="content" nameKey="role" granularity="sentence"/>
@@ -63,12 +80,56 @@ _DIALOGUE_CONFIG = """<View>
   </View>
   <Header value="Rate the response:"/>
   <Rating name="rating" toName="dialogue"/>
+  {_TRACE_LINK_TAG}
 </View>
 """
 
+# One project, both kinds of task: a prompt task fills `$prompt` and a dialogue task fills
+# `$dialogue` (see `task_for`). Label Studio has no data-driven visibility (`visibleWhen` only
+# reacts to regions and choices), so the unused object is given a value that renders (almost)
+# nothing: "" for the Text, one empty turn for the Paragraphs, which cannot take [] (its
+# frontend reads the first element's keys and throws) nor "" (an error banner).
+_AUTO_CONFIG = f"""<View>
+  <View className="root">
+    <Text name="prompt" value="$prompt"/>
+    <Paragraphs name="dialogue" value="$dialogue" layout="dialogue"
+                textKey="content" nameKey="role" granularity="sentence"/>
+    <Header value="Response:"/>
+    <TextArea name="response" toName="prompt" maxSubmissions="1" editable="true"
+              required="true"/>
+  </View>
+  <Header value="Rate the response:"/>
+  <Rating name="rating" toName="prompt"/>
+  {_TRACE_LINK_TAG}
+</View>
+"""
+
+_CONFIGS = {
+    Shape.PROMPT: _PROMPT_CONFIG,
+    Shape.DIALOGUE: _DIALOGUE_CONFIG,
+    Shape.AUTO: _AUTO_CONFIG,
+}
+
 
 def default_label_config(shape: Shape) -> str:
-    return _DIALOGUE_CONFIG if shape is Shape.DIALOGUE else _PROMPT_CONFIG
+    """The built-in label config for `shape`. Every `$variable` it names is filled for every
+    task, whether or not a trace URL template is configured."""
+    return _CONFIGS[shape]
+
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def shape_of(interaction: Interaction) -> Shape:
+    """PROMPT for a single user prompt (with or without system instructions), else DIALOGUE.
+
+    System turns may come as `system_instructions` or as system/developer messages in the input;
+    either way they do not make a conversation. No input at all is not a prompt either.
+    """
+    others = [m for m in interaction.input if m.role not in _SYSTEM_ROLES]
+    if len(others) == 1 and others[0].role == "user":
+        return Shape.PROMPT
+    return Shape.DIALOGUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +196,70 @@ def parse_label_config(label_config: str) -> LabelLayout:
 # text object) or an empty string (Label Studio rejects a task that lacks a config variable).
 _RESPONSE_NAMES = frozenset({"response", "completion", "output", "answer", "generation"})
 _SYSTEM_NAMES = frozenset({"system", "system_prompt", "instructions", "system_instructions"})
+# Facts that may be absent (None is left out of the data): a config naming one gets "" then, never
+# the prompt text that an unclaimed variable would get.
+_FACT_NAMES = frozenset(
+    {
+        "model",
+        "provider",
+        "service",
+        "operation",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+        "finish_reason",
+        "error",
+        "trace_id",
+        "span_id",
+        "truncated",
+        "trace_url",
+    }
+)
+# The one variable that gets HTML we wrote ourselves (see `_trace_anchor`), so it is not escaped.
+_TRACE_LINK = "trace_link"
+# An auto config (the built-in one, or a user's own on the same pattern) has both of these; each
+# task fills the one its interaction's shape calls for and leaves the other empty.
+_AUTO_PROMPT = "prompt"
+_AUTO_DIALOGUE = "dialogue"
 
 
-def task_for(interaction: Interaction, layout: LabelLayout, project_id: int) -> Task:
-    facts = _facts(interaction)
+def task_for(
+    interaction: Interaction,
+    layout: LabelLayout,
+    project_id: int,
+    *,
+    trace_link: str | None = None,
+) -> Task:
+    """The Label Studio task for `interaction` in a project whose config parsed to `layout`.
+
+    `trace_link` is the operator's URL template (`https://jaeger.example/trace/{trace_id}`; only
+    `{trace_id}` and `{span_id}` are replaced). The URL goes into the data as `trace_url`, and a
+    config's `$trace_link` gets an anchor to it ("" without a template, or when the URL built is
+    not http(s)).
+
+    A failed call is shaped like any other: `error` is in the data and its output, if any, is
+    still the prediction. Whether to skip failed calls is routing's decision, not shaping's.
+    Several choices become several predictions, in choice order, all with model_version = the
+    model, so selecting that model version in Label Studio shows every choice.
+    """
+    url = trace_url(trace_link, interaction.trace_id, interaction.span_id) if trace_link else None
+    facts = _facts(interaction, url)
     data: dict[str, Any] = dict(facts)
+    auto_shape = shape_of(interaction) if _is_auto(layout) else None
     prompt_given = False
     for slot in layout.objects:
         value: Any
-        if slot.variable in facts:
+        if slot.variable == _TRACE_LINK:
+            value = _trace_anchor(url) if url else ""
+        elif auto_shape is Shape.DIALOGUE and slot.variable == _AUTO_PROMPT:
+            value = ""
+        elif auto_shape is Shape.PROMPT and slot.variable == _AUTO_DIALOGUE:
+            # Not []: Label Studio's Paragraphs cannot render an empty list.
+            value = [{slot.name_key: "", slot.text_key: ""}]
+        elif slot.variable in facts:
             value = facts[slot.variable]
+        elif slot.variable in _FACT_NAMES:
+            value = ""
         elif slot.tag == "Paragraphs":
             value = _turns(interaction, slot)
         elif slot.variable in _RESPONSE_NAMES:
@@ -156,31 +271,66 @@ def task_for(interaction: Interaction, layout: LabelLayout, project_id: int) -> 
             prompt_given = True
         else:
             value = ""
-        if slot.tag == "HyperText" and isinstance(value, str):
+        if slot.tag == "HyperText" and slot.variable != _TRACE_LINK:
             # HyperText renders HTML; model and user text must never be interpreted as markup.
-            value = html.escape(value)
+            # (And it takes strings only: Label Studio rejects a number there.)
+            value = html.escape(value if isinstance(value, str) else json.dumps(value))
         data[slot.variable] = value
 
     payload: dict[str, Any] = {"data": data}
-    answer = response_text(interaction)
     if layout.response is not None and interaction.output:
         payload["predictions"] = [
-            {
-                "model_version": interaction.model or "unknown",
-                "result": [
-                    {
-                        "from_name": layout.response.from_name,
-                        "to_name": layout.response.to_name,
-                        "type": "textarea",
-                        "value": {"text": [answer]},
-                    }
-                ],
-            }
+            _prediction(layout.response, interaction.model or "unknown", message_text(choice))
+            for choice in interaction.output
         ]
     return Task(key=interaction.key, project_id=project_id, payload=payload)
 
 
-def _facts(interaction: Interaction) -> dict[str, Any]:
+def _prediction(slot: ResponseSlot, model_version: str, text: str) -> dict[str, Any]:
+    return {
+        "model_version": model_version,
+        "result": [
+            {
+                "from_name": slot.from_name,
+                "to_name": slot.to_name,
+                "type": "textarea",
+                "value": {"text": [text]},
+            }
+        ],
+    }
+
+
+def _is_auto(layout: LabelLayout) -> bool:
+    tags = {slot.variable: slot.tag for slot in layout.objects}
+    prompt_tag = tags.get(_AUTO_PROMPT)
+    return tags.get(_AUTO_DIALOGUE) == "Paragraphs" and prompt_tag not in (None, "Paragraphs")
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+_LINK_SCHEMES = frozenset({"http", "https"})
+
+
+def trace_url(template: str, trace_id: str, span_id: str) -> str | None:
+    """The trace's URL from the operator's template, or None when the ids are not hex or the
+    result is not an http(s) URL (config validation should have said so already)."""
+    if not (_HEX.fullmatch(trace_id) and _HEX.fullmatch(span_id)):
+        return None
+    # Plain replacement, not str.format: any other brace in the template stays as it is.
+    url = template.replace("{trace_id}", trace_id).replace("{span_id}", span_id)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in _LINK_SCHEMES or not parts.netloc:
+        return None
+    return url
+
+
+def _trace_anchor(url: str) -> str:
+    # The only markup shaping writes: the href is the operator's URL with hex ids, escaped for
+    # an attribute; the link text is ours.
+    href = html.escape(url, quote=True)
+    return f'<a href="{href}" target="_blank" rel="noopener noreferrer">Open trace</a>'
+
+
+def _facts(interaction: Interaction, url: str | None) -> dict[str, Any]:
     """What reviewers filter on in the Data Manager. None values are left out: Label Studio
     rejects nulls in fields a config reads."""
     finish = ", ".join(r for r in interaction.finish_reasons if r)
@@ -196,6 +346,7 @@ def _facts(interaction: Interaction) -> dict[str, Any]:
         "error": interaction.error,
         "trace_id": interaction.trace_id,
         "span_id": interaction.span_id,
+        "trace_url": url,
     }
     if interaction.truncated:
         facts["truncated"] = True
@@ -203,11 +354,47 @@ def _facts(interaction: Interaction) -> dict[str, Any]:
 
 
 def _turns(interaction: Interaction, slot: ObjectSlot) -> list[dict[str, str]]:
+    return [
+        {slot.name_key: speaker, slot.text_key: text}
+        for speaker, text in _conversation(interaction)
+    ]
+
+
+def _conversation(interaction: Interaction) -> list[tuple[str, str]]:
+    """The input as (speaker, text) turns, system instructions first. A tool result is a turn of
+    its own, spoken by "tool (<name of the tool that was called>)" when the call is known."""
     messages: list[Message] = []
     if interaction.system_instructions:
         messages.append(Message(role="system", content=interaction.system_instructions))
     messages.extend(interaction.input)
-    return [{slot.name_key: m.role, slot.text_key: message_text(m)} for m in messages]
+    tool_names = _tool_names([*interaction.input, *interaction.output])
+    turns: list[tuple[str, str]] = []
+    for message in messages:
+        results = [p for p in message.parts if p.get("type") == "tool_call_response"]
+        if not results:
+            turns.append((message.role, message_text(message)))
+            continue
+        others = Message(
+            role=message.role,
+            content=message.content,
+            parts=tuple(p for p in message.parts if p.get("type") != "tool_call_response"),
+        )
+        if others.content or others.parts:
+            turns.append((message.role, message_text(others)))
+        for part in results:
+            name = tool_names.get(str(part.get("id"))) or message.name
+            speaker = f"{message.role} ({name})" if name else message.role
+            turns.append((speaker, _result_text(part)))
+    return turns
+
+
+def _tool_names(messages: Iterable[Message]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for message in messages:
+        for part in message.parts:
+            if part.get("type") == "tool_call" and part.get("id") is not None and part.get("name"):
+                names[str(part["id"])] = str(part["name"])
+    return names
 
 
 def prompt_text(interaction: Interaction) -> str:
@@ -216,11 +403,7 @@ def prompt_text(interaction: Interaction) -> str:
     messages = list(interaction.input)
     if not interaction.system_instructions and len(messages) == 1 and messages[0].role == "user":
         return message_text(messages[0])
-    blocks = []
-    if interaction.system_instructions:
-        blocks.append(f"system: {interaction.system_instructions}")
-    blocks.extend(f"{m.role}: {message_text(m)}" for m in messages)
-    return "\n\n".join(blocks)
+    return "\n\n".join(f"{speaker}: {text}" for speaker, text in _conversation(interaction))
 
 
 def response_text(interaction: Interaction) -> str:
@@ -229,17 +412,37 @@ def response_text(interaction: Interaction) -> str:
 
 
 def message_text(message: Message) -> str:
+    """A message as reviewers read it: its text, then `→ name({"arg": …})` for each tool call,
+    the result for each tool result, and a short marker for each media part."""
     lines = [message.content] if message.content else []
     for part in message.parts:
         kind = part.get("type")
         if kind == "tool_call":
             arguments = part.get("arguments")
-            if not isinstance(arguments, str):
-                arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
-            lines.append(f"[tool call] {part.get('name', '')}({arguments})")
+            if arguments is None:
+                arguments = ""
+            elif not isinstance(arguments, str):
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            lines.append(f"→ {part.get('name', '')}({arguments})")
         elif kind == "tool_call_response":
-            result = part.get("response")
-            if not isinstance(result, str):
-                result = json.dumps(result, ensure_ascii=False, sort_keys=True)
-            lines.append(f"[tool result] {result}")
+            lines.append(_result_text(part))
+        elif kind in _MEDIA_PARTS:
+            lines.append(_media_marker(part))
     return "\n".join(lines)
+
+
+def _result_text(part: Mapping[str, Any]) -> str:
+    result = part.get("response")
+    if result is None:
+        return ""
+    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+
+
+# Semconv ≥ 1.37 media parts. Their payload (base64 blobs) is no use to a reviewer: name it.
+_MEDIA_PARTS = frozenset({"blob", "uri", "file"})
+
+
+def _media_marker(part: Mapping[str, Any]) -> str:
+    what = part.get("modality") or part.get("mime_type") or part.get("type")
+    where = part.get("uri") or part.get("file_id")
+    return f"[{what}: {where}]" if isinstance(where, str) and where else f"[{what}]"
