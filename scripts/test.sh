@@ -13,6 +13,7 @@ echo "==> ruff format --check" >&2
 echo "==> mypy" >&2
 .venv/bin/mypy
 echo "==> pytest" >&2
+bash scripts/ensure-chromium.sh  # Debian's chromium for tests/integration/test_browser.py
 # `|| status=$?` keeps set -e from exiting before we can report; 5 (no tests collected) is a
 # failure too, which it already is by being non-zero.
 if [ "$#" -eq 0 ]; then
