@@ -22,18 +22,19 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 
 from otel_labelstudio import conventions
-from otel_labelstudio.assemble import Assembler
-from otel_labelstudio.config import Settings
+from otel_labelstudio.assemble import Assembler, Joined
+from otel_labelstudio.config import RedactionRuleSpec, Settings
 from otel_labelstudio.delivery import Backoff, Delivery, OutageLog
 from otel_labelstudio.errors import LabelStudioError, LabelStudioRejected
 from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task
+from otel_labelstudio.redaction import Redactor
 from otel_labelstudio.routing import Destination, ProjectRef, Router
 
 if TYPE_CHECKING:
     from otel_labelstudio.shaping import LabelLayout
 
-__all__ = ["Pipeline", "acquire_shared", "release_shared"]
+__all__ = ["Pipeline", "Stages", "acquire_shared", "release_shared"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,42 @@ class _ResolvedProject:
     layout: LabelLayout
 
 
+class Stages:
+    """What happens to one span once its events have joined it: extract the interaction,
+    route it, and redact it for its destination. Pure and synchronous: the worker and
+    `replay --dry-run` share it. Not thread-safe (the rate limits and counters are state)."""
+
+    def __init__(self, settings: Settings, router: Router) -> None:
+        self.settings = settings
+        self.router = router
+        self.counts: Counter[str] = Counter()
+        self._redactors: dict[tuple[RedactionRuleSpec, ...], Redactor] = {}
+
+    def route(self, joined: Joined) -> tuple[Destination, Interaction] | None:
+        interaction = conventions.extract(joined.span, joined.events)
+        if interaction is None:
+            self.counts["not_an_llm_call"] += 1
+            return None
+        self.counts["interactions"] += 1
+        destination = self.router.route(interaction)  # the router counts why not
+        if destination is None:
+            return None
+        if interaction.error and destination.on_error == "skip":
+            self.counts["failed_call_skipped"] += 1
+            return None
+        # Before anything leaves the process, and before it waits in memory for a project.
+        return destination, self._redactor(destination).redact(interaction)
+
+    def _redactor(self, destination: Destination) -> Redactor:
+        """The global redaction plus the route's own rules, built once per route."""
+        found = self._redactors.get(destination.redact)
+        if found is None:
+            spec = self.settings.redaction
+            rules = [(r.pattern, r.replacement) for r in (*spec.rules, *destination.redact)]
+            found = self._redactors[destination.redact] = Redactor(spec.builtins, rules)
+        return found
+
+
 class Pipeline:
     def __init__(
         self,
@@ -70,6 +107,7 @@ class Pipeline:
         )
         self.clock = clock
         self.counts: Counter[str] = Counter()
+        self.stages = Stages(settings, self.router)
         self.outages = OutageLog(self.label_studio.url)
         self._projects: dict[ProjectRef, _ResolvedProject] = {}
         self._stopping = False
@@ -110,6 +148,15 @@ class Pipeline:
         self._thread.start()
 
     # ---- caller's side: cheap and non-blocking -------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown has begun: callers should tell their senders to retry later."""
+        return not self._stopping and self._thread.is_alive()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queued_items
 
     def submit(self, items: Sequence[Any], adapt: Adapter) -> bool:
         """Queue `items` (SDK objects or OTLP messages) with the function that turns each one
@@ -212,16 +259,9 @@ class Pipeline:
         self._take_incoming(now)
         for n, joined in enumerate(self.assembler.release(now, everything=flush), 1):
             _let_the_application_run(n)
-            interaction = conventions.extract(joined.span, joined.events)
-            if interaction is None:
-                self.counts["not_an_llm_call"] += 1
-                continue
-            self.counts["interactions"] += 1
-            destination = self.router.route(interaction)
-            if destination is None:
-                self.counts["not_routed"] += 1
-                continue
-            self._awaiting_project.append((destination, interaction))
+            routed = self.stages.route(joined)
+            if routed is not None:
+                self._awaiting_project.append(routed)
         self._shape_awaiting(force=flush)
         self.delivery.deliver(ignore_backoff=flush)
 
@@ -261,7 +301,11 @@ class Pipeline:
             if project is None:
                 still_waiting.append((destination, interaction))
                 continue
-            tasks.append(task_for(interaction, project.layout, project.id))
+            tasks.append(
+                task_for(
+                    interaction, project.layout, project.id, trace_link=self.settings.trace_link
+                )
+            )
         self._awaiting_project = still_waiting
         self.delivery.add(tasks)
 
@@ -319,8 +363,10 @@ class Pipeline:
         """Counters for logs, tests and (later) metrics."""
         return {
             **self.counts,
+            **self.stages.counts,
             **{f"assembler_{k}": v for k, v in self.assembler.dropped.items()},
             **{f"delivery_{k}": v for k, v in self.delivery.dropped.items()},
+            **{f"route_{k}": v for k, v in self.router.dropped.items()},
             "delivered": self.delivery.delivered,
             "pending": self.delivery.pending + len(self._awaiting_project),
         }
