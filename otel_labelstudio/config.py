@@ -76,6 +76,12 @@ ENVIRONMENT: Mapping[str, str] = {
     "request_timeout_s": "OTEL_LABELSTUDIO_TIMEOUT",
     "trace_link": "OTEL_LABELSTUDIO_TRACE_LINK",
     "config_file": "OTEL_LABELSTUDIO_CONFIG",
+    "grpc_endpoint": "OTEL_LABELSTUDIO_GRPC_ENDPOINT",
+    "http_endpoint": "OTEL_LABELSTUDIO_HTTP_ENDPOINT",
+    "max_request_bytes": "OTEL_LABELSTUDIO_MAX_REQUEST_BYTES",
+    "receiver_auth_token": "OTEL_LABELSTUDIO_AUTH_TOKEN",
+    "tls_cert_file": "OTEL_LABELSTUDIO_TLS_CERT_FILE",
+    "tls_key_file": "OTEL_LABELSTUDIO_TLS_KEY_FILE",
 }
 
 BuiltinRedaction = Literal["email", "api_key", "bearer_token", "credit_card"]
@@ -384,6 +390,31 @@ class Settings(BaseModel):
     redaction: RedactionSpec = Field(default_factory=RedactionSpec)
     # A link into a trace viewer for each task, e.g. "https://jaeger.example/trace/{trace_id}".
     trace_link: str | None = None
+    # The OTLP service (`otel-labelstudio serve`): where it listens, how big a request may be
+    # (after decompression), who may send (a bearer token), and TLS.
+    grpc_endpoint: str = "0.0.0.0:4317"
+    http_endpoint: str = "0.0.0.0:4318"
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    receiver_auth_token: SecretStr | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+    @field_validator("grpc_endpoint", "http_endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:4317 (port 0: any free port)")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -502,6 +533,14 @@ _FILE_LAYOUT: Mapping[str, Mapping[str, str] | str] = {
             "join_window_s",
             "max_backoff_s",
         )
+    },
+    "receiver": {
+        "grpc_endpoint": "grpc_endpoint",
+        "http_endpoint": "http_endpoint",
+        "max_request_bytes": "max_request_bytes",
+        "auth_token": "receiver_auth_token",
+        "tls_cert_file": "tls_cert_file",
+        "tls_key_file": "tls_key_file",
     },
     "redaction": "redaction",
     "trace_link": "trace_link",

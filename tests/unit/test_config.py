@@ -295,3 +295,33 @@ def test_empty_file_and_matcher_shorthands(tmp_path: Path) -> None:
     assert route.match.attributes["tier"].equals == ("a*",)
     assert hash(route) == hash(RouteSpec.model_validate(route.model_dump()))
     assert ProjectSpec(title="x", shape="chat").shape is Shape.DIALOGUE
+
+
+def test_receiver_settings_from_file_and_environment(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "receiver:\n"
+        "  grpc_endpoint: 127.0.0.1:0\n"
+        "  max_request_bytes: 1048576\n"
+        "  auth_token: ${TOKEN}\n"
+        f"  tls_cert_file: {cert}\n"
+        f"  tls_key_file: {key}\n"
+    )
+    s = Settings.load(
+        {"config": path},
+        environ={"TOKEN": "t0ken", "OTEL_LABELSTUDIO_HTTP_ENDPOINT": "127.0.0.1:9"},
+    )
+    assert (s.grpc_endpoint, s.http_endpoint, s.max_request_bytes) == (
+        "127.0.0.1:0",
+        "127.0.0.1:9",
+        1048576,
+    )
+    assert s.receiver_auth_token is not None and s.receiver_auth_token.get_secret_value() == "t0ken"
+    assert (s.tls_cert_file, s.tls_key_file) == (cert, key)
+    with pytest.raises(ConfigurationError, match="tls_cert_file and tls_key_file go together"):
+        Settings.load({"tls_cert_file": str(cert)}, environ={})
+    with pytest.raises(ConfigurationError, match="grpc_endpoint"):
+        Settings.load({"grpc_endpoint": "4317"}, environ={})
