@@ -400,6 +400,26 @@ class Settings(BaseModel):
     tls_key_file: Path | None = None
 
     @model_validator(mode="after")
+    def _redaction_builds(self) -> Settings:
+        # Build each redactor once now, so a rule that compiles but cannot work (matches the
+        # empty string, names a missing group) fails at start-up, not on the worker.
+        from otel_labelstudio.redaction import Redactor
+
+        base = [(r.pattern, r.replacement) for r in self.redaction.rules]
+        for where, extra in [
+            ("redaction", ()),
+            *((f"routes[{i}].redact", r.redact) for i, r in enumerate(self.routes)),
+        ]:
+            try:
+                Redactor(
+                    self.redaction.builtins, [*base, *((r.pattern, r.replacement) for r in extra)]
+                )
+            except (ValueError, TypeError) as exc:
+                source = f" (file {self.config_file})" if self.config_file else ""
+                raise ValueError(f"{where}{source}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")

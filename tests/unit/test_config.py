@@ -325,3 +325,15 @@ def test_receiver_settings_from_file_and_environment(tmp_path: Path) -> None:
         Settings.load({"tls_cert_file": str(cert)}, environ={})
     with pytest.raises(ConfigurationError, match="grpc_endpoint"):
         Settings.load({"grpc_endpoint": "4317"}, environ={})
+
+
+def test_a_redaction_rule_that_cannot_work_fails_at_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - match: {}\n"
+        "    project: {title: T}\n"
+        "    redact: [{pattern: 'x*', replacement: '[X]'}]\n"
+    )
+    with pytest.raises(ConfigurationError, match=r"routes\[0\]\.redact"):
+        Settings.load({"config": path}, environ={})
