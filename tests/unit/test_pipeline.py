@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -168,3 +169,35 @@ def test_forked_child_gets_its_own_worker(scripted: ScriptedLabelStudio) -> None
     assert os.waitstatus_to_exitcode(status) == 0
     assert scripted.imported == []  # the child's import happened in the child only
     pipeline.shutdown(5)
+
+
+def test_stages_skip_or_label_failed_calls_per_route(tmp_path: Any) -> None:
+    from otel_labelstudio.assemble import Joined
+    from otel_labelstudio.pipeline import Stages
+    from otel_labelstudio.routing import Router
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - {match: {service: strict}, project: {title: S}, on_error: skip}\n"
+        "  - {match: {}, project: {title: L}}\n"
+    )
+    settings = Settings.load({"config": path, "api_key": "k"}, environ={})
+    stages = Stages(settings, Router.from_settings(settings))
+
+    def failed(service: str) -> Joined:
+        return Joined(
+            dataclasses.replace(
+                llm_span(1),
+                status_code="ERROR",
+                status_message="rate limited",
+                resource={"service.name": service},
+            )
+        )
+
+    assert stages.route(failed("strict")) is None
+    assert stages.counts["failed_call_skipped"] == 1
+    routed = stages.route(failed("lenient"))
+    assert routed is not None
+    destination, interaction = routed
+    assert destination.project.title == "L" and interaction.error == "rate limited"
