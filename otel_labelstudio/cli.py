@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -53,15 +54,85 @@ def demo(port: int | None, no_wait: bool) -> None:
     click.echo("Stopped.")
 
 
-@main.command()
-def check() -> None:
-    """Check the settings from the environment and that Label Studio accepts them."""
-    from otel_labelstudio.labelstudio import LabelStudio
-
+def _settings(config: Path | None) -> Settings:
     try:
-        settings = Settings.load()
+        return Settings.load({"config": config})
     except OtelLabelStudioError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+_CONFIG = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML configuration file (default: $OTEL_LABELSTUDIO_CONFIG, else environment only).",
+)
+
+
+@main.command()
+@_CONFIG
+def serve(config: Path | None) -> None:
+    """Receive OTLP over gRPC (4317) and HTTP (4318) and turn GenAI spans into tasks."""
+    from otel_labelstudio.receiver.service import Service
+
+    service = Service(_settings(config))
+    drained = service.run_until_signalled()
+    if not drained:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@_CONFIG
+@click.option(
+    "--signal",
+    "signal_",
+    type=click.Choice(["traces", "logs"]),
+    default=None,
+    help="What the files hold (default: from the file name, else from the content).",
+)
+@click.option("--dry-run", is_flag=True, help="Print one JSON task per line; send nothing.")
+def replay(
+    paths: tuple[Path, ...], config: Path | None, signal_: str | None, dry_run: bool
+) -> None:
+    """Feed OTLP files (.pb, .json, .jsonl) through the pipeline: backfill old traces, or
+    see with --dry-run what each span becomes and where it goes."""
+    import json
+
+    from otel_labelstudio.receiver import replay as replaying
+    from otel_labelstudio.receiver.files import OtlpFileError
+
+    settings = _settings(config)
+    count = replaying.ReplayCount()
+    records = replaying.records_from_files(paths, signal_, count)  # type: ignore[arg-type]
+    delivered, stats = True, dict[str, int]()
+    try:
+        if dry_run:
+            for task in replaying.preview(settings, records):
+                click.echo(json.dumps(task, ensure_ascii=False))
+        else:
+            delivered, stats = replaying.replay(settings, records)
+    except OtlpFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{count.requests} requests, {count.received} spans/log records, {count.records} GenAI,"
+        f" {count.rejected} rejected"
+        + ("" if dry_run else f"; {stats.get('delivered', 0)} tasks imported"),
+        err=True,
+    )
+    if not delivered:
+        raise click.ClickException("some interactions could not be delivered (see the log)")
+
+
+@main.command()
+@_CONFIG
+def check(config: Path | None) -> None:
+    """Check the settings and that Label Studio accepts them."""
+    from otel_labelstudio.labelstudio import LabelStudio
+
+    settings = _settings(config)
     if settings.api_key is None:
         raise click.ClickException(f"no API key: set {ENVIRONMENT['api_key']}")
     label_studio = LabelStudio(settings.url, settings.api_key.get_secret_value())

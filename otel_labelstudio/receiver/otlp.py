@@ -1,0 +1,442 @@
+"""OTLP requests → the pipeline's plain records: the service's adapter (`sdk_records` is the SDK's).
+
+Two steps, both pure. `decode_traces` / `decode_logs` turn a request body (protobuf or OTLP/JSON)
+into the generated request message, or raise `MalformedRequest` (a 400 / `INVALID_ARGUMENT` for
+the whole request). `span_records` / `event_records` keep the GenAI spans and log records and
+convert only those; a GenAI span whose ids are unusable is rejected on its own, counted for
+OTLP's `partial_success`, and the rest of the request goes on.
+
+Records come out exactly as `sdk_records` makes them from the same telemetry: lowercase hex ids,
+"" for an unset id, kind and status as the SDK's enum names, attribute values as str / bool /
+int / float / bytes, tuples for arrays and dicts for key-value lists.
+
+Most spans are not GenAI and must cost next to nothing. Reading one attribute key from the upb
+message costs ~0.2 µs (a wrapper object and a str per key), so before any key is read, a whole
+`ScopeSpans` (then, if it holds a hit, each span) is serialized, which upb does in C at memory
+speed, and searched for the byte form of the filter's prefixes. A key or event name that starts
+with a prefix contains it verbatim in the wire format, so the search never misses a GenAI span;
+a hit in an attribute *value* only costs the exact key scan that follows. Instrumentation
+scopes rarely mix GenAI and other spans, so most non-GenAI spans cost only their share of one
+serialization and a few `bytes.__contains__` calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Generic, Literal, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
+
+from otel_labelstudio.errors import OtelLabelStudioError
+
+# The filter's own prefixes, so that the byte search and the exact scan can never disagree.
+from otel_labelstudio.genai_filter import (
+    _GENAI_EVENT_PREFIX,
+    _GENAI_KEY_PREFIXES,
+    _GENAI_KEYS,
+    _has_genai_key,
+    is_genai_event,
+)
+from otel_labelstudio.model import EventRecord, SpanRecord
+
+__all__ = [
+    "Decoded",
+    "Encoding",
+    "MalformedRequest",
+    "decode_logs",
+    "decode_traces",
+    "event_records",
+    "json_document",
+    "logs_from_json",
+    "plain_attributes",
+    "plain_value",
+    "span_records",
+    "traces_from_json",
+]
+
+Encoding = Literal["protobuf", "json"]
+RecordT = TypeVar("RecordT", SpanRecord, EventRecord)
+_RequestT = TypeVar("_RequestT", ExportTraceServiceRequest, ExportLogsServiceRequest)
+
+
+class MalformedRequest(OtelLabelStudioError, ValueError):
+    """The body cannot be decoded as the OTLP request it claims to be; nothing in it is usable.
+
+    The message says what is wrong in plain words and is safe to return to the sender.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[RecordT]):
+    """The GenAI records of one request, and what OTLP's `partial_success` needs.
+
+    `received` counts every span (or log record) in the request, GenAI or not; `rejected` the
+    GenAI ones that could not be used, for the `reasons` listed (deduplicated, at most a few).
+    """
+
+    records: list[RecordT]
+    received: int
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+# --- bodies → request messages -------------------------------------------------------------------
+
+
+def decode_traces(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
+    """An `ExportTraceServiceRequest` from an OTLP/HTTP or gRPC body; `MalformedRequest` if not."""
+    if encoding == "json":
+        return traces_from_json(json_document(body))
+    return _from_protobuf(ExportTraceServiceRequest, body, encoding)
+
+
+def decode_logs(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
+    """An `ExportLogsServiceRequest` from an OTLP/HTTP or gRPC body; `MalformedRequest` if not."""
+    if encoding == "json":
+        return logs_from_json(json_document(body))
+    return _from_protobuf(ExportLogsServiceRequest, body, encoding)
+
+
+def traces_from_json(document: object) -> ExportTraceServiceRequest:
+    """An already parsed OTLP/JSON traces document as a request. Rewrites its ids in place."""
+    if not isinstance(document, dict):
+        raise MalformedRequest(f"an OTLP/JSON request is a JSON object, not {_json_type(document)}")
+    for resource_at, resource_spans in _items(document, "resourceSpans", "resource_spans", ""):
+        for scope_at, scope_spans in _items(
+            resource_spans, "scopeSpans", "scope_spans", resource_at
+        ):
+            for span_at, span in _items(scope_spans, "spans", "spans", scope_at):
+                _hex_ids_to_base64(span, _SPAN_ID_FIELDS, span_at)
+                for link_at, link in _items(span, "links", "links", span_at):
+                    _hex_ids_to_base64(link, _LINK_ID_FIELDS, link_at)
+    return _from_json_document(ExportTraceServiceRequest, document)
+
+
+def logs_from_json(document: object) -> ExportLogsServiceRequest:
+    """An already parsed OTLP/JSON logs document as a request. Rewrites its ids in place."""
+    if not isinstance(document, dict):
+        raise MalformedRequest(f"an OTLP/JSON request is a JSON object, not {_json_type(document)}")
+    for resource_at, resource_logs in _items(document, "resourceLogs", "resource_logs", ""):
+        for scope_at, scope_logs in _items(resource_logs, "scopeLogs", "scope_logs", resource_at):
+            for record_at, record in _items(scope_logs, "logRecords", "log_records", scope_at):
+                _hex_ids_to_base64(record, _LOG_ID_FIELDS, record_at)
+    return _from_json_document(ExportLogsServiceRequest, document)
+
+
+def _from_protobuf(kind: type[_RequestT], body: bytes, encoding: str) -> _RequestT:
+    if encoding != "protobuf":
+        raise ValueError(f"unknown OTLP encoding {encoding!r}: expected 'protobuf' or 'json'")
+    try:
+        return kind.FromString(body)
+    except DecodeError as error:
+        # upb's messages name the message type and the problem ("bad UTF-8", "corrupt").
+        raise MalformedRequest(f"the body is not a protobuf {kind.__name__}: {error}") from None
+
+
+def json_document(body: bytes) -> Any:
+    """The parsed JSON of a body, any JSON value; `MalformedRequest` if not UTF-8 JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedRequest(f"the body is not valid UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MalformedRequest(
+            f"the body is not valid JSON: {error.msg} (line {error.lineno} column {error.colno})"
+        ) from None
+    except RecursionError:
+        raise MalformedRequest("the body's JSON is nested too deeply") from None
+
+
+def _from_json_document(kind: type[_RequestT], document: dict[str, Any]) -> _RequestT:
+    request = kind()
+    try:
+        # Unknown fields are ignored, as the OTLP spec asks of receivers (newer senders add some).
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except json_format.ParseError as error:
+        raise MalformedRequest(f"the body is not an OTLP/JSON {kind.__name__}: {error}") from None
+    return request
+
+
+# OTLP/JSON writes these ids as hex where proto3 JSON expects base64: json_format would decode a
+# 32-digit hex trace id as base64 into 24 wrong bytes, silently. So they are converted first.
+_IdFields = tuple[tuple[str, str, int], ...]  # (lowerCamelCase, snake_case, size in bytes)
+_LINK_ID_FIELDS: _IdFields = (("traceId", "trace_id", 16), ("spanId", "span_id", 8))
+_SPAN_ID_FIELDS: _IdFields = (*_LINK_ID_FIELDS, ("parentSpanId", "parent_span_id", 8))
+_LOG_ID_FIELDS: _IdFields = _LINK_ID_FIELDS
+
+
+def _items(
+    parent: dict[str, Any], camel: str, snake: str, at: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name in (camel, snake) if camel != snake else (camel,):
+        items = parent.get(name)
+        if items is None:
+            continue
+        where = f"{at}.{name}" if at else name
+        if not isinstance(items, list):
+            raise MalformedRequest(f"{where} must be a JSON array, not {_json_type(items)}")
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise MalformedRequest(
+                    f"{where}[{index}] must be a JSON object, not {_json_type(item)}"
+                )
+            yield f"{where}[{index}]", item
+
+
+def _hex_ids_to_base64(parent: dict[str, Any], fields: _IdFields, at: str) -> None:
+    for camel, snake, size in fields:
+        for name in (camel, snake):
+            value = parent.get(name)
+            if value is None or value == "":  # unset
+                continue
+            where = f"{at}.{name}"
+            if not isinstance(value, str):
+                raise MalformedRequest(f"{where} must be a hex string, not {_json_type(value)}")
+            try:
+                raw = binascii.unhexlify(value)
+            except ValueError:  # binascii.Error is a ValueError; so is non-ASCII text
+                raise MalformedRequest(
+                    f"{where} must be {size * 2} hex digits, got {_shown(value)}"
+                ) from None
+            if len(raw) != size:
+                raise MalformedRequest(
+                    f"{where} must be {size * 2} hex digits, got {len(value)}: {_shown(value)}"
+                )
+            parent[name] = base64.b64encode(raw).decode("ascii")
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+# --- request messages → records ------------------------------------------------------------------
+
+# Every GenAI span holds one of these byte strings in its serialized form (see the docstring).
+_MARKERS = tuple(
+    dict.fromkeys(
+        prefix.encode() for prefix in (*_GENAI_KEY_PREFIXES, *_GENAI_KEYS, _GENAI_EVENT_PREFIX)
+    )
+)
+_EVENT_MARKER = _GENAI_EVENT_PREFIX.encode()
+_key = attrgetter("key")
+
+# The SDK's names; UNSPECIFIED (and any future value) may be taken as INTERNAL, says the spec.
+_KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUSES = ("UNSET", "OK", "ERROR")
+_MAX_REASONS = 5
+
+
+def span_records(request: ExportTraceServiceRequest) -> Decoded[SpanRecord]:
+    """The GenAI spans of a request as `SpanRecord`s; the others are only counted."""
+    records: list[SpanRecord] = []
+    rejections = _Rejections()
+    received = 0
+    for resource_spans in request.resource_spans:
+        resource: dict[str, Any] | None = None
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            received += len(spans)
+            if not _has_marker(scope_spans):
+                continue
+            scope = scope_spans.scope.name
+            for span in spans:
+                if not _is_genai_span(span):
+                    continue
+                problem = _span_ids_problem(span)
+                if problem:
+                    rejections.add(problem)
+                    continue
+                if resource is None:
+                    resource = plain_attributes(resource_spans.resource.attributes)
+                records.append(_span_record(span, resource, scope))
+    return Decoded(records, received, rejections.count, rejections.reasons)
+
+
+def event_records(request: ExportLogsServiceRequest) -> Decoded[EventRecord]:
+    """The GenAI events among a request's log records as `EventRecord`s; the others are counted.
+
+    A log record is a GenAI event by its name: `LogRecord.event_name`, else the attribute
+    `event.name` that producers older than the field use.
+    """
+    records: list[EventRecord] = []
+    rejections = _Rejections()
+    received = 0
+    for resource_logs in request.resource_logs:
+        resource: dict[str, Any] | None = None
+        for scope_logs in resource_logs.scope_logs:
+            log_records = scope_logs.log_records
+            received += len(log_records)
+            if not _has_event_marker(scope_logs):
+                continue
+            scope = scope_logs.scope.name
+            for log_record in log_records:
+                name = log_record.event_name or _event_name_attribute(log_record.attributes)
+                if not is_genai_event(name, None):
+                    continue
+                problem = _log_ids_problem(log_record)
+                if problem:
+                    rejections.add(problem)
+                    continue
+                if resource is None:
+                    resource = plain_attributes(resource_logs.resource.attributes)
+                records.append(_event_record(log_record, name, resource, scope))
+    return Decoded(records, received, rejections.count, rejections.reasons)
+
+
+def plain_value(value: AnyValue) -> Any:
+    """An AnyValue as plain Python: scalars as they are (bytes stay bytes, as the SDK adapter
+    keeps them), arrays as tuples, key-value lists as dicts, an empty AnyValue as None."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "array_value":
+        return tuple(plain_value(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return plain_attributes(value.kvlist_value.values)
+    if kind is None:
+        return None
+    return getattr(value, kind)
+
+
+def plain_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    return {attribute.key: plain_value(attribute.value) for attribute in attributes}
+
+
+def _has_marker(scope_spans: ScopeSpans) -> bool:
+    serialized = scope_spans.SerializeToString()
+    return any(marker in serialized for marker in _MARKERS)
+
+
+def _has_event_marker(scope_logs: ScopeLogs) -> bool:
+    return _EVENT_MARKER in scope_logs.SerializeToString()
+
+
+def _is_genai_span(span: Span) -> bool:
+    serialized = span.SerializeToString()
+    for marker in _MARKERS:  # a plain loop: no generator per span
+        if marker in serialized:
+            break
+    else:
+        return False
+    if _has_genai_key(map(_key, span.attributes)):
+        return True
+    return any(event.name.startswith(_GENAI_EVENT_PREFIX) for event in span.events)
+
+
+def _event_name_attribute(attributes: Iterable[KeyValue]) -> str | None:
+    for attribute in attributes:
+        if attribute.key == "event.name":
+            value = attribute.value
+            return value.string_value if value.WhichOneof("value") == "string_value" else None
+    return None
+
+
+def _span_ids_problem(span: Span) -> str | None:
+    if len(span.trace_id) != 16:
+        return f"trace_id must be 16 bytes, got {len(span.trace_id)}"
+    if len(span.span_id) != 8:
+        return f"span_id must be 8 bytes, got {len(span.span_id)}"
+    if len(span.parent_span_id) not in (0, 8):
+        return f"parent_span_id must be empty or 8 bytes, got {len(span.parent_span_id)}"
+    if not any(span.trace_id):
+        return "trace_id is all zeros"
+    if not any(span.span_id):
+        return "span_id is all zeros"
+    return None
+
+
+def _log_ids_problem(log_record: LogRecord) -> str | None:
+    if len(log_record.trace_id) not in (0, 16):
+        return f"trace_id must be empty or 16 bytes, got {len(log_record.trace_id)}"
+    if len(log_record.span_id) not in (0, 8):
+        return f"span_id must be empty or 8 bytes, got {len(log_record.span_id)}"
+    return None
+
+
+def _hex_id(raw: bytes) -> str:
+    # An all-zero id means "none" in OTel; the SDK adapter writes "" for it, and so do we.
+    return raw.hex() if any(raw) else ""
+
+
+def _span_record(span: Span, resource: Mapping[str, Any], scope: str) -> SpanRecord:
+    trace_id = span.trace_id.hex()
+    span_id = span.span_id.hex()
+    events = tuple(
+        EventRecord(
+            name=event.name,
+            time_unix_nano=event.time_unix_nano,
+            attributes=plain_attributes(event.attributes),
+            trace_id=trace_id,
+            span_id=span_id,
+            resource=resource,
+            scope=scope,
+        )
+        for event in span.events
+    )
+    kind = span.kind
+    status = span.status
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=_hex_id(span.parent_span_id),
+        name=span.name,
+        kind=_KINDS[kind] if 0 <= kind < len(_KINDS) else "INTERNAL",
+        start_time_unix_nano=span.start_time_unix_nano,
+        end_time_unix_nano=span.end_time_unix_nano,
+        status_code=_STATUSES[status.code] if 0 <= status.code < len(_STATUSES) else "UNSET",
+        status_message=status.message,
+        attributes=plain_attributes(span.attributes),
+        events=events,
+        resource=resource,
+        scope=scope,
+    )
+
+
+def _event_record(
+    log_record: LogRecord, name: str | None, resource: Mapping[str, Any], scope: str
+) -> EventRecord:
+    return EventRecord(
+        name=str(name),
+        time_unix_nano=log_record.time_unix_nano or log_record.observed_time_unix_nano,
+        attributes=plain_attributes(log_record.attributes),
+        body=plain_value(log_record.body) if log_record.HasField("body") else None,
+        trace_id=_hex_id(log_record.trace_id),
+        span_id=_hex_id(log_record.span_id),
+        resource=resource,
+        scope=scope,
+    )
+
+
+class _Rejections:
+    """Counts rejected records and keeps a few distinct reasons for `partial_success`."""
+
+    __slots__ = ("count", "reasons")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.reasons: list[str] = []
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        if len(self.reasons) < _MAX_REASONS and reason not in self.reasons:
+            self.reasons.append(reason)

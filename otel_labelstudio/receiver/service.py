@@ -1,0 +1,181 @@
+"""`otel-labelstudio serve`: the OTLP front door (gRPC and HTTP) on the same pipeline as the
+in-process exporter.
+
+The servers decode requests and answer with OTLP's status semantics; `PipelineSink` turns each
+request into records (the GenAI filter first: most spans cost only a key scan) and hands them to
+the pipeline. A request is acknowledged once the pipeline has taken what it carried; when the
+pipeline's bounded queue is full the sender is told to retry later, so the data stays with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from otel_labelstudio.config import Settings
+from otel_labelstudio.pipeline import Pipeline
+from otel_labelstudio.receiver.grpc_server import GrpcReceiver
+from otel_labelstudio.receiver.http_server import HttpReceiver
+from otel_labelstudio.receiver.otlp import Decoded, event_records, span_records
+from otel_labelstudio.receiver.sink import Accepted, Overloaded, Unavailable
+
+__all__ = ["PipelineSink", "Service"]
+
+logger = logging.getLogger(__name__)
+
+# How long a sender should wait before retrying when we are full: about one worker cycle and
+# one import request, the time it takes the queue to drain a batch.
+_RETRY_AFTER_FULL_S = 2.0
+_RETRY_AFTER_SHUTDOWN_S = 5.0
+
+
+def _same(record: Any) -> Any:
+    return record
+
+
+class PipelineSink:
+    """Requests in, records into the pipeline. Called from the servers' threads."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
+        return self._accept(span_records(request), "spans")
+
+    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
+        return self._accept(event_records(request), "log records")
+
+    def ready(self) -> bool:
+        return self.pipeline.accepting
+
+    def _accept(self, decoded: Decoded[Any], what: str) -> Accepted:
+        if not self.pipeline.accepting:
+            raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
+        if decoded.records and not self.pipeline.submit(decoded.records, _same):
+            if not self.pipeline.accepting:
+                raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
+            raise Overloaded(retry_after_s=_RETRY_AFTER_FULL_S)
+        if not decoded.rejected:
+            return Accepted()
+        reasons = "; ".join(decoded.reasons)
+        return Accepted(rejected=decoded.rejected, message=f"{decoded.rejected} {what}: {reasons}")
+
+
+class PipelineMetrics(Collector):
+    """The pipeline's counters, read when Prometheus scrapes (no work on the hot path)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self.pipeline.stats()
+        delivered = CounterMetricFamily(
+            "otel_labelstudio_tasks_imported", "Tasks imported into Label Studio"
+        )
+        delivered.add_metric([], stats.get("delivered", 0))
+        yield delivered
+        interactions = CounterMetricFamily(
+            "otel_labelstudio_interactions", "GenAI interactions (LLM calls) recognised"
+        )
+        interactions.add_metric([], stats.get("interactions", 0))
+        yield interactions
+        dropped = CounterMetricFamily(
+            "otel_labelstudio_dropped",
+            "Telemetry or interactions not turned into tasks, by reason",
+            labels=["reason"],
+        )
+        for name, value in sorted(stats.items()):
+            if name.startswith(("dropped_", "route_", "assembler_", "delivery_")) or name in (
+                "not_an_llm_call",
+                "failed_call_skipped",
+            ):
+                dropped.add_metric([name], value)
+        yield dropped
+        pending = GaugeMetricFamily(
+            "otel_labelstudio_pending", "Interactions waiting for Label Studio"
+        )
+        pending.add_metric([], stats.get("pending", 0))
+        yield pending
+        queued = GaugeMetricFamily("otel_labelstudio_queue_depth", "Items waiting for the worker")
+        queued.add_metric([], self.pipeline.queue_depth)
+        yield queued
+
+
+class Service:
+    """Both servers and the pipeline, started and stopped together."""
+
+    def __init__(self, settings: Settings, *, pipeline: Pipeline | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline or Pipeline(settings)
+        self.registry = CollectorRegistry()
+        self.registry.register(PipelineMetrics(self.pipeline))
+        sink = PipelineSink(self.pipeline)
+        token = settings.receiver_auth_token
+        tls = (
+            (settings.tls_cert_file, settings.tls_key_file)
+            if settings.tls_cert_file is not None and settings.tls_key_file is not None
+            else None
+        )
+        common: dict[str, Any] = {
+            "auth_token": token.get_secret_value() if token is not None else None,
+            "tls": tls,
+            "registry": self.registry,
+        }
+        self.grpc = GrpcReceiver(
+            sink,
+            settings.grpc_endpoint,
+            max_receive_bytes=settings.max_request_bytes,
+            **common,
+        )
+        self.http = HttpReceiver(
+            sink,
+            settings.http_endpoint,
+            max_body_bytes=settings.max_request_bytes,
+            **common,
+        )
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self.grpc.start()
+        self.http.start()
+        logger.info(
+            "otel-labelstudio receiving OTLP on gRPC %s (port %d) and HTTP %s (port %d)",
+            self.settings.grpc_endpoint,
+            self.grpc.port,
+            self.settings.http_endpoint,
+            self.http.port,
+        )
+
+    def stop(self, deadline_s: float = 30.0) -> bool:
+        """Refuse new requests (senders are told to retry), finish those in flight, then drain
+        the pipeline into Label Studio, all within `deadline_s`."""
+        grace = min(5.0, deadline_s / 3)
+        self.grpc.stop(grace)
+        self.http.stop(grace)
+        drained = self.pipeline.shutdown(max(1.0, deadline_s - grace))
+        self._stopped.set()
+        return drained
+
+    def run_until_signalled(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> bool:
+        stop_requested = threading.Event()
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            logger.info("received signal %d: draining", signum)
+            stop_requested.set()
+
+        for signum in signals:
+            signal.signal(signum, request_stop)
+        self.start()
+        while not stop_requested.wait(1.0):
+            pass
+        return self.stop()
