@@ -158,13 +158,17 @@ class Pipeline:
     def queue_depth(self) -> int:
         return self._queued_items
 
-    def submit(self, items: Sequence[Any], adapt: Adapter) -> bool:
-        """Queue `items` (SDK objects or OTLP messages) with the function that turns each one
-        into a record on the worker. Returns False, dropping them, when the queue is full."""
+    def submit(self, items: Sequence[Any], adapt: Adapter, *, sender_retries: bool = False) -> bool:
+        """Queue `items` (SDK objects, records) with the function that turns each one into a
+        record on the worker. Returns False when the queue is full or shutting down: the items
+        are then dropped (and counted) — unless `sender_retries`, where the caller tells its
+        sender to retry later (the OTLP service), so nothing is lost and only the refusal is
+        counted."""
         if not items:
             return True
+        outcome = "refused" if sender_retries else "dropped"
         if self._stopping:
-            self.counts["dropped_after_shutdown"] += len(items)
+            self.counts[f"{outcome}_after_shutdown"] += len(items)
             return False
         with self._queue_lock:
             full = self._queued_items + len(items) > self.settings.max_queue_size
@@ -172,13 +176,13 @@ class Pipeline:
                 self._queued_items += len(items)
                 self._queue.append(_Batch(items, adapt))
         if full:
-            self.counts["dropped_queue_full"] += len(items)
+            self.counts[f"{outcome}_queue_full"] += len(items)
             if not self._warned_full:
                 self._warned_full = True
                 logger.warning(
-                    "otel-labelstudio queue is full (%d items): dropping GenAI telemetry until "
-                    "Label Studio catches up",
+                    "otel-labelstudio queue is full (%d items): %s until Label Studio catches up",
                     self.settings.max_queue_size,
+                    "asking senders to retry" if sender_retries else "dropping GenAI telemetry",
                 )
             return False
         self._wake.set()

@@ -61,7 +61,9 @@ class PipelineSink:
     def _accept(self, decoded: Decoded[Any], what: str) -> Accepted:
         if not self.pipeline.accepting:
             raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
-        if decoded.records and not self.pipeline.submit(decoded.records, _same):
+        if decoded.records and not self.pipeline.submit(
+            decoded.records, _same, sender_retries=True
+        ):
             if not self.pipeline.accepting:
                 raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
             raise Overloaded(retry_after_s=_RETRY_AFTER_FULL_S)
