@@ -129,26 +129,48 @@ def replay(
 @main.command()
 @_CONFIG
 def check(config: Path | None) -> None:
-    """Check the settings and that Label Studio accepts them."""
+    """Check the settings, that Label Studio accepts the key, and every destination project."""
     from otel_labelstudio.labelstudio import LabelStudio
+    from otel_labelstudio.routing import Router
+    from otel_labelstudio.shaping import parse_label_config
 
     settings = _settings(config)
+    click.echo(f"settings: OK{f' ({settings.config_file})' if settings.config_file else ''}")
     if settings.api_key is None:
-        raise click.ClickException(f"no API key: set {ENVIRONMENT['api_key']}")
+        raise click.ClickException(
+            f"no API key: set {ENVIRONMENT['api_key']} or label_studio.api_key"
+        )
     label_studio = LabelStudio(settings.url, settings.api_key.get_secret_value())
+    problems = 0
     try:
-        if settings.project_id is not None:
-            project = label_studio.get_project(settings.project_id)
-            click.echo(f"OK: project {project.id} {project.title!r} at {settings.url}")
-        else:
-            title = settings.project_title()
-            found = label_studio.find_project(title)
-            state = f"exists (id {found.id})" if found else "will be created on first export"
-            click.echo(f"OK: {settings.url} accepts the key; project {title!r} {state}")
-    except OtelLabelStudioError as exc:
-        raise click.ClickException(str(exc)) from None
+        for name, destination in Router.from_settings(settings).destinations:
+            ref = destination.project
+            try:
+                if ref.id is not None:
+                    project = label_studio.get_project(ref.id)
+                    state, label_config = (
+                        f"project {project.id} {project.title!r}",
+                        project.label_config,
+                    )
+                else:
+                    found = label_studio.find_project(ref.title)
+                    state = (
+                        f"project {found.id} {ref.title!r}"
+                        if found
+                        else f"project {ref.title!r} (created on first task)"
+                    )
+                    label_config = found.label_config if found else ref.label_config
+                layout = parse_label_config(label_config)
+            except (OtelLabelStudioError, ValueError) as exc:
+                problems += 1
+                click.echo(f"route {name}: PROBLEM: {exc}")
+                continue
+            note = "" if layout.response else " — no TextArea: tasks will carry no prediction"
+            click.echo(f"route {name}: OK: {state}{note}")
     finally:
         label_studio.close()
+    if problems:
+        raise click.ClickException(f"{problems} destination(s) cannot be used")
 
 
 if __name__ == "__main__":

@@ -281,6 +281,13 @@ class Router:
     def route_names(self) -> tuple[str, ...]:
         return tuple(route.name for route in self._routes)
 
+    @property
+    def destinations(self) -> tuple[tuple[str, Destination], ...]:
+        """Every place a task can go, by route name (for `check`)."""
+        if not self._routes:
+            return (("default", self.default),) if self.default is not None else ()
+        return tuple((r.name, r.destination) for r in self._routes if r.destination is not None)
+
     def route(self, interaction: Interaction) -> Destination | None:
         if not self._routes:
             return self._deliverable(self.default, interaction)
