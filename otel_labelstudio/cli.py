@@ -106,7 +106,17 @@ def replay(
 
     settings = _settings(config)
     count = replaying.ReplayCount()
-    records = replaying.records_from_files(paths, signal_, count)  # type: ignore[arg-type]
+    progress = (
+        click.progressbar(length=len(paths), label="replaying", file=sys.stderr)
+        if sys.stderr.isatty()
+        else None
+    )
+    records = replaying.records_from_files(
+        paths,
+        signal_,  # type: ignore[arg-type]
+        count,
+        on_file_done=(lambda _: progress.update(1)) if progress is not None else None,
+    )
     delivered, stats = True, dict[str, int]()
     try:
         if dry_run:
@@ -116,6 +126,9 @@ def replay(
             delivered, stats = replaying.replay(settings, records)
     except OtlpFileError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.render_finish()
     click.echo(
         f"{count.requests} requests, {count.received} spans/log records, {count.records} GenAI,"
         f" {count.rejected} rejected"

@@ -4,7 +4,7 @@ with `--dry-run`, to see which task each span would become and where it would go
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,10 @@ class ReplayCount:
 
 
 def records_from_files(
-    paths: Iterable[Path], signal: Signal | None, count: ReplayCount
+    paths: Iterable[Path],
+    signal: Signal | None,
+    count: ReplayCount,
+    on_file_done: Callable[[Path], None] | None = None,
 ) -> Iterator[SpanRecord | EventRecord]:
     """GenAI records from OTLP files, request by request (a file is never read whole)."""
     for path in paths:
@@ -42,6 +45,8 @@ def records_from_files(
             count.rejected += decoded.rejected
             count.records += len(decoded.records)
             yield from decoded.records
+        if on_file_done is not None:
+            on_file_done(path)
 
 
 def replay(
