@@ -70,7 +70,14 @@ _PROMPT_CONFIG = f"""<View>
 </View>
 """
 
+# Label Studio 1.23 prints "00:00:00 - 00:00:00" on every dialogue turn (times meant for audio
+# transcripts; no setting turns them off). Chat turns have no times: hide that span. The
+# selector names Label Studio's CSS-module classes by their stable prefix; if they change, it
+# simply stops matching. No `>` or quotes: the Style tag's sanitizer escapes them.
+_HIDE_TURN_TIMES = "<Style>[class^=titleWrapper--] [class^=time--] { display: none; }</Style>"
+
 _DIALOGUE_CONFIG = f"""<View>
+  {_HIDE_TURN_TIMES}
   <View className="root">
     <Paragraphs name="dialogue" value="$prompt" layout="dialogue"
                 textKey="content" nameKey="role" granularity="sentence"/>
@@ -90,6 +97,7 @@ _DIALOGUE_CONFIG = f"""<View>
 # nothing: "" for the Text, one empty turn for the Paragraphs, which cannot take [] (its
 # frontend reads the first element's keys and throws) nor "" (an error banner).
 _AUTO_CONFIG = f"""<View>
+  {_HIDE_TURN_TIMES}
   <View className="root">
     <Text name="prompt" value="$prompt"/>
     <Paragraphs name="dialogue" value="$dialogue" layout="dialogue"

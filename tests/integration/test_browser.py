@@ -224,6 +224,8 @@ def test_dialogue_task_shows_every_turn_and_prefilled_response(
             expect(phrase.locator(PHRASE_ROLE)).to_be_visible()
             expect(phrase.locator(PHRASE_TEXT)).to_have_text(str(message.content))
             expect(phrase.locator(PHRASE_TEXT)).to_be_visible()
+            # Chat turns have no times: the built-in config hides Label Studio's "00:00:00".
+            expect(phrase.get_by_text("00:00:00", exact=False)).to_be_hidden()
         expect_response_shown(page, response)
         expect(page.locator(LABELING).get_by_text(response, exact=True)).to_be_visible()
     finally:
