@@ -364,7 +364,7 @@ class Pipeline:
         )
 
     def stats(self) -> dict[str, int]:
-        """Counters for logs, tests and (later) metrics."""
+        """Counters for logs, tests and the Prometheus metrics of `serve`."""
         return {
             **self.counts,
             **self.stages.counts,
