@@ -68,6 +68,8 @@ class _Detector(NamedTuple):
     # Literals of which the text (lowercased if `folded`) must hold one for the pattern to be
     # worth running: a substring test is cheaper than even a fast regex scan.
     needs: tuple[str, ...] = ()
+    # The fewest digits a match holds: the text must have as many to be worth a scan.
+    min_digits: int = 0
 
 
 # `[` never appears in the secret part of a pattern below, so a marker is never taken for a
@@ -114,6 +116,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         rf"(?P<secret>(?(scheme){_HEADER_VALUE}+|(?={_HEADER_VALUE}*[0-9]){_HEADER_VALUE}{{8,}})"
         r"=*)",
         folded=True,
+        needs=("authorization",),
     ),
     # "Bearer <token>" anywhere. The token must hold a digit, so "bearer instruments" is prose.
     _detector(
@@ -121,6 +124,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         rf"bearer(?<![a-z0-9_-]bearer)[ \t]+"
         rf"(?P<secret>(?=[{_TOKEN68}]*[0-9])[{_TOKEN68}]{{16,}}=*)",
         folded=True,
+        needs=("bearer",),
     ),
     # api_key=..., "apiKey": "...", AWS_SECRET_ACCESS_KEY=..., "apiToken": ...: the name may end
     # a longer one. The value is long and holds both digits and letters, so
@@ -144,6 +148,11 @@ _DETECTORS: tuple[_Detector, ...] = (
         rf"|{_starts('AIza', 4, '_-')}[0-9A-Za-z_-]{{35,}}"  # Google API key
         # JWT: header and payload are base64 JSON objects; with "alg": "none" it is unsigned.
         rf"|{_starts('eyJ', 3, '_-')}[A-Za-z0-9_-]{{4,}}\.eyJ[A-Za-z0-9_-]{{4,}}\.[A-Za-z0-9_-]*",
+        # Each alternative starts with one of these literals.
+        needs=(
+            *("sk-", "AKIA", "ASIA", "github_pat_", "xox", "AIza", "eyJ"),
+            *(f"gh{kind}_" for kind in "pousr"),  # not "gh": English is full of it
+        ),
     ),
     # From the "@": the local part is found by walking left. "icon@2x.png" is a file name.
     _detector(
@@ -166,6 +175,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         r"|(?<=3)[0-9]{3}(?P<amex_sep>[ -])[0-9]{6}(?P=amex_sep)[0-9]{4,5}(?!(?P=amex_sep)[0-9])"
         r")(?![A-Za-z0-9_/-]|\.[0-9])",
         luhn=True,
+        min_digits=13,
     ),
 )
 # For text that is not ASCII (lowering may change its length): the folded patterns, ignoring case.
@@ -282,6 +292,8 @@ class Redactor:
                     haystack = lowered
                 if detector.needs and not any(literal in haystack for literal in detector.needs):
                     continue
+                if detector.min_digits and _digits(text) < detector.min_digits:
+                    continue
                 if detector.folded and not text.isascii():
                     pattern, haystack = _UNFOLDED[pattern], text
                 redacted = _apply(detector, pattern, text, haystack)
@@ -359,6 +371,15 @@ class Redactor:
 def _sensitive_kind(key: str) -> str | None:
     found = _SENSITIVE_KEY.search(key.lower())
     return None if found is None else found.lastgroup
+
+
+_NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+
+
+def _digits(text: str) -> int:
+    # bytes.translate with a deletion table is one pass in C (~1 µs for 1 KB, measured), where
+    # ten str.count calls or a regex scan cost ~9 µs.
+    return len(text.encode("utf-8", "surrogatepass").translate(None, _NOT_DIGITS))
 
 
 def _apply(detector: _Detector, pattern: re.Pattern[str], text: str, haystack: str) -> str:
