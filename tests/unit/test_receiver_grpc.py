@@ -28,52 +28,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from prometheus_client import CollectorRegistry
+from receiver_support import TOKEN, ScriptedSink, finished_logs, finished_spans
 
 from otel_labelstudio.receiver.grpc_server import LOGS_SERVICE, TRACE_SERVICE, GrpcReceiver
 from otel_labelstudio.receiver.sink import Accepted, InvalidData, Overloaded, Unavailable
-
-TOKEN = "s3cret-token"
-RESOURCE = Resource.create({"service.name": "support-bot"})
-
-
-class ScriptedSink:
-    """Records what it is given and answers from a script (default: accept everything).
-    `hold` makes it wait inside `accept_*` until released, to test shutdown with work in flight."""
-
-    def __init__(self) -> None:
-        self.traces: list[ExportTraceServiceRequest] = []
-        self.logs: list[ExportLogsServiceRequest] = []
-        self.answers: list[Accepted | Exception] = []
-        self.hold: threading.Event | None = None
-        self.entered = threading.Event()
-
-    def _answer(self) -> Accepted:
-        self.entered.set()
-        if self.hold is not None:
-            self.hold.wait(10)
-        answer = self.answers.pop(0) if self.answers else Accepted()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
-        self.traces.append(request)
-        return self._answer()
-
-    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
-        self.logs.append(request)
-        return self._answer()
-
-    def ready(self) -> bool:
-        return True
-
 
 Start = Callable[..., GrpcReceiver]
 
@@ -108,26 +68,6 @@ def receiver(start: Start) -> GrpcReceiver:
 def channel(receiver: GrpcReceiver) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
         yield channel
-
-
-def finished_spans(count: int = 3) -> list[ReadableSpan]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-    for index in range(count):
-        with tracer.start_as_current_span(f"chat gpt-4o #{index}"):
-            pass
-    return list(exporter.get_finished_spans())
-
-
-def finished_logs() -> list[ReadableLogRecord]:
-    exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider(resource=RESOURCE)
-    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
-    logger.emit(event_name="gen_ai.user.message", body={"content": "Hi"})
-    return list(exporter.get_finished_logs())
 
 
 def export_error(call: Callable[[], object]) -> grpc.RpcError:

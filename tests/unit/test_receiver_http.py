@@ -23,18 +23,12 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from prometheus_client import CollectorRegistry
+from receiver_support import TOKEN, ScriptedSink, finished_logs, finished_spans
 
 from otel_labelstudio.receiver.http_server import HttpReceiver, _inflate, _TooLarge
 from otel_labelstudio.receiver.sink import (
@@ -43,43 +37,6 @@ from otel_labelstudio.receiver.sink import (
     Overloaded,
     Unavailable,
 )
-
-TOKEN = "s3cret-token"
-RESOURCE = Resource.create({"service.name": "support-bot"})
-
-
-class ScriptedSink:
-    """Records what it is given and answers from a script (default: accept everything).
-    `hold` makes it wait inside `accept_*` until released, to test shutdown with work in flight."""
-
-    def __init__(self) -> None:
-        self.traces: list[ExportTraceServiceRequest] = []
-        self.logs: list[ExportLogsServiceRequest] = []
-        self.answers: list[Accepted | Exception] = []
-        self.is_ready = True
-        self.hold: threading.Event | None = None
-        self.entered = threading.Event()
-
-    def _answer(self) -> Accepted:
-        self.entered.set()
-        if self.hold is not None:
-            self.hold.wait(10)
-        answer = self.answers.pop(0) if self.answers else Accepted()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
-        self.traces.append(request)
-        return self._answer()
-
-    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
-        self.logs.append(request)
-        return self._answer()
-
-    def ready(self) -> bool:
-        return self.is_ready
-
 
 Start = Callable[..., HttpReceiver]
 
@@ -112,29 +69,6 @@ def receiver(start: Start) -> HttpReceiver:
 
 def url(receiver: HttpReceiver, path: str = "/v1/traces", scheme: str = "http") -> str:
     return f"{scheme}://127.0.0.1:{receiver.port}{path}"
-
-
-def finished_spans(count: int = 3) -> list[ReadableSpan]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-    for index in range(count):
-        with tracer.start_as_current_span(
-            f"chat gpt-4o #{index}",
-            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"},
-        ):
-            pass
-    return list(exporter.get_finished_spans())
-
-
-def finished_logs() -> list[ReadableLogRecord]:
-    exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider(resource=RESOURCE)
-    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
-    logger.emit(event_name="gen_ai.user.message", body={"content": "Hi"})
-    return list(exporter.get_finished_logs())
 
 
 def traces_body(count: int = 3) -> bytes:
