@@ -288,7 +288,11 @@ def task_for(
     payload: dict[str, Any] = {"data": data}
     if layout.response is not None and interaction.output:
         payload["predictions"] = [
-            _prediction(layout.response, interaction.model or "unknown", message_text(choice))
+            _prediction(
+                layout.response,
+                interaction.model or "unknown",
+                message_text(choice, reasoning=False),
+            )
             for choice in interaction.output
         ]
     return Task(key=interaction.key, project_id=project_id, payload=payload)
@@ -362,10 +366,12 @@ def _facts(interaction: Interaction, url: str | None) -> dict[str, Any]:
 
 
 def _turns(interaction: Interaction, slot: ObjectSlot) -> list[dict[str, str]]:
-    return [
+    turns = [
         {slot.name_key: speaker, slot.text_key: text}
         for speaker, text in _conversation(interaction)
     ]
+    # A call whose content was not captured has no turns; a Paragraphs cannot render [].
+    return turns or [{slot.name_key: "", slot.text_key: ""}]
 
 
 def _conversation(interaction: Interaction) -> list[tuple[str, str]]:
@@ -419,10 +425,16 @@ def response_text(interaction: Interaction) -> str:
     return message_text(interaction.output[0]) if interaction.output else ""
 
 
-def message_text(message: Message) -> str:
-    """A message as reviewers read it: its text, then `→ name({"arg": …})` for each tool call,
-    the result for each tool result, and a short marker for each media part."""
-    lines = [message.content] if message.content else []
+def message_text(message: Message, *, reasoning: bool = True) -> str:
+    """A message as reviewers read it: its reasoning (unless `reasoning` is False, as for a
+    prediction, which holds the answer only), its text, then `→ name({"arg": …})` for each tool
+    call, the result for each tool result, and a short marker for each media part."""
+    thoughts = [
+        f"[reasoning] {part['content']}"
+        for part in message.parts
+        if reasoning and part.get("type") == "reasoning" and isinstance(part.get("content"), str)
+    ]
+    lines = [*thoughts, message.content] if message.content else thoughts
     for part in message.parts:
         kind = part.get("type")
         if kind == "tool_call":
@@ -452,5 +464,9 @@ _MEDIA_PARTS = frozenset({"blob", "uri", "file"})
 
 def _media_marker(part: Mapping[str, Any]) -> str:
     what = part.get("modality") or part.get("mime_type") or part.get("type")
-    where = part.get("uri") or part.get("file_id")
+    # A blob's payload is replaced by its size upstream (conventions' media_reference).
+    inline = part.get("content")
+    if not (isinstance(inline, str) and inline.endswith(" inline>")):
+        inline = None
+    where = part.get("uri") or part.get("url") or part.get("file_id") or inline
     return f"[{what}: {where}]" if isinstance(where, str) and where else f"[{what}]"

@@ -36,7 +36,23 @@ _CONTENT_KEYS = frozenset(
         "gen_ai.completion",
     }
 )
-_CONTENT_KEY_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
+_CONTENT_KEY_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.request.functions.",
+    # OpenInference, the Vercel AI SDK, pydantic-ai: content under their own keys.
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts",
+    "llm.tools.",
+    "input.value",
+    "output.value",
+    "ai.prompt",
+    "ai.response.text",
+    "ai.response.toolCalls",
+    "ai.response.reasoning",
+    "pydantic_ai.all_messages",
+)
 _LIFTED_KEYS = frozenset(
     {
         "gen_ai.response.model",
@@ -59,9 +75,20 @@ _LIFTED_KEYS = frozenset(
 _METADATA_MAX_STRING = 256
 _UNKNOWN_MODELS = frozenset({"", "unknown"})
 # Semconv ≥ 1.37 says `tool_call`; OpenAI (and the 1.28 events that copied it) say `tool_calls`.
-_FINISH_REASON_ALIASES = {"tool_calls": "tool_call", "function_call": "tool_call"}
+# The Vercel AI SDK says `tool-calls` and `content-filter`.
+_FINISH_REASON_ALIASES = {
+    "tool_calls": "tool_call",
+    "function_call": "tool_call",
+    "tool-calls": "tool_call",
+    "content-filter": "content_filter",
+}
 _REPAIR_ATTEMPTS = 32
 _LITERALS = ("true", "false", "null")
+# Agent and tool spans name GenAI operations but are not LLM calls: the calls inside them are.
+_NOT_LLM_CALLS = frozenset({"invoke_agent", "create_agent", "execute_tool"})
+# Base64 payloads longer than this are replaced by their size: a reviewer cannot read them, and
+# a task must not carry megabytes of them.
+_MAX_INLINE_MEDIA = 256
 
 
 class Decoded(NamedTuple):
@@ -246,9 +273,33 @@ def normalise_part(part: Mapping[str, Any]) -> dict[str, Any]:
         return tool_call_part(part.get("id"), part.get("name"), part.get("arguments"))
     if kind in ("tool_call_response", "tool_result", "function_call_response"):
         return tool_call_response_part(part.get("id"), part.get("response", part.get("result")))
-    normalised = plain_json(part)
+    normalised = dict(plain_json(part))
     normalised.setdefault("type", "unknown")
-    return dict(normalised)
+    return media_reference(normalised)
+
+
+def media_reference(part: dict[str, Any]) -> dict[str, Any]:
+    """A media part with its inline payload (`content` of a blob, a `data:` URI) replaced by its
+    size: what reviewers see is a reference, `[image/png: 1.2 MB inline]`, never the base64."""
+    for key in ("content", "data", "uri", "url"):
+        value = part.get(key)
+        if not isinstance(value, str) or len(value) <= _MAX_INLINE_MEDIA:
+            continue
+        if key in ("uri", "url") and not value.startswith("data:"):
+            continue
+        header, _, payload = value.partition(",") if value.startswith("data:") else ("", "", value)
+        if header and "mime_type" not in part:
+            part["mime_type"] = header[5:].split(";")[0] or None
+        part[key] = f"<{_size(len(payload) * 3 // 4)} inline>"
+    return _without_none(part)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
 
 
 def split_parts(parts: Iterable[Any]) -> tuple[str, tuple[dict[str, Any], ...]]:
@@ -384,6 +435,15 @@ def all_events(span: SpanRecord, events: Sequence[EventRecord]) -> tuple[EventRe
 # --- shared span fields --------------------------------------------------------------------------
 
 
+def string(value: Any) -> str | None:
+    """A non-empty string attribute, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def tokens(attributes: Mapping[str, Any], *keys: str) -> int | None:
+    return _tokens(attributes, keys)
+
+
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -420,10 +480,15 @@ def _finish_reasons(attributes: Mapping[str, Any], output: Sequence[Message]) ->
     return tuple(item.finish_reason for item in output if item.finish_reason)
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+
+
 def _error(span: SpanRecord) -> str | None:
     error_type = _string(span.attributes.get("error.type"))
     if span.status_code == "ERROR":
-        return span.status_message or error_type or "error"
+        # OpenInference appends the whole Python traceback: reviewers need the error, not it.
+        message = span.status_message.split(_TRACEBACK, 1)[0].strip()
+        return message or error_type or "error"
     return error_type
 
 
@@ -435,17 +500,47 @@ def _is_metadata(key: str, value: Any) -> bool:
     return isinstance(value, (bool, int, float))
 
 
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a family reads from its own keys, used where the `gen_ai.*` attributes say nothing
+    (OpenInference's `llm.model_name`, the AI SDK's `ai.model.id`, …)."""
+
+    response_model: str | None = None
+    request_model: str | None = None
+    provider: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reasons: tuple[str, ...] = ()
+    conversation_id: str | None = None
+    response_id: str | None = None
+
+
 def build_interaction(
     span: SpanRecord,
     convention: str,
     content: Content,
     *,
     operation_fallback: str | None = None,
+    facts: Facts = Facts(),
 ) -> Interaction:
     attributes = span.attributes
-    request_model = _string(attributes.get("gen_ai.request.model"))
-    provider = _string(attributes.get("gen_ai.provider.name")) or _string(
-        attributes.get("gen_ai.system")
+    request_model = _string(attributes.get("gen_ai.request.model")) or facts.request_model
+    provider = (
+        _string(attributes.get("gen_ai.provider.name"))
+        or _string(attributes.get("gen_ai.system"))
+        or facts.provider
+    )
+    input_tokens = _tokens(
+        attributes,
+        ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
+    )
+    output_tokens = _tokens(
+        attributes,
+        (
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.usage.completion_tokens",
+        ),
     )
     return Interaction(
         trace_id=span.trace_id,
@@ -455,29 +550,21 @@ def build_interaction(
         output=content.output,
         system_instructions=content.system_instructions,
         tools=content.tools,
-        model=_model(_string(attributes.get("gen_ai.response.model")), request_model),
+        model=_model(
+            _string(attributes.get("gen_ai.response.model")) or facts.response_model, request_model
+        ),
         request_model=request_model,
         provider=provider.lower() if provider else None,
         operation=_string(attributes.get("gen_ai.operation.name")) or operation_fallback,
         service=_string(span.resource.get("service.name")),
-        input_tokens=_tokens(
-            attributes,
-            ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
-        ),
-        output_tokens=_tokens(
-            attributes,
-            (
-                "gen_ai.usage.output_tokens",
-                "gen_ai.usage.completion_tokens",
-                "llm.usage.completion_tokens",
-            ),
-        ),
-        finish_reasons=_finish_reasons(attributes, content.output),
+        input_tokens=input_tokens if input_tokens is not None else facts.input_tokens,
+        output_tokens=output_tokens if output_tokens is not None else facts.output_tokens,
+        finish_reasons=_finish_reasons(attributes, content.output) or facts.finish_reasons,
         start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano,
         error=_error(span),
-        conversation_id=_string(attributes.get("gen_ai.conversation.id")),
-        response_id=_string(attributes.get("gen_ai.response.id")),
+        conversation_id=_string(attributes.get("gen_ai.conversation.id")) or facts.conversation_id,
+        response_id=_string(attributes.get("gen_ai.response.id")) or facts.response_id,
         truncated=content.truncated,
         resource=span.resource,
         metadata={key: value for key, value in attributes.items() if _is_metadata(key, value)},
@@ -485,8 +572,11 @@ def build_interaction(
 
 
 def names_an_llm_call(span: SpanRecord) -> bool:
-    """Whether a span without captured content still describes an LLM call."""
+    """Whether a span without captured content still describes an LLM call (an agent run or a
+    tool execution does not: the LLM calls inside it do)."""
     attributes = span.attributes
+    if attributes.get("gen_ai.operation.name") in _NOT_LLM_CALLS:
+        return False
     return any(
         key in attributes
         for key in (

@@ -71,6 +71,9 @@ def _input_message(name: str, payload: Mapping[str, Any]) -> Message:
 def _choice(payload: Mapping[str, Any]) -> Message:
     raw = payload.get("message")
     fields = dict(raw) if isinstance(raw, Mapping) else {"content": raw}
+    # Traceloop puts a choice's tool calls beside its message, not in it.
+    if "tool_calls" not in fields and payload.get("tool_calls"):
+        fields["tool_calls"] = payload["tool_calls"]
     reason = finish_reason(payload.get("finish_reason"))
     if reason is not None:
         fields["finish_reason"] = reason
