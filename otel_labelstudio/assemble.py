@@ -53,14 +53,25 @@ class Assembler:
         # Keys of spans already released, so a late event is counted, not kept as an orphan.
         self._released: OrderedDict[str, None] = OrderedDict()
         self._remember_released = remember_released
+        # Span keys whose records were let go of without joining a released span (duplicates,
+        # late or orphaned events): the owner forgets what it keeps for them.
+        self._discarded: list[str] = []
 
     def __len__(self) -> int:
         return len(self._spans)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._spans or key in self._orphans
+
+    def take_discarded(self) -> list[str]:
+        discarded, self._discarded = self._discarded, []
+        return discarded
 
     def add_span(self, span: SpanRecord, now: float) -> None:
         key = span.key
         if key in self._spans or key in self._released:
             self.dropped["duplicate_span"] += 1
+            self._discarded.append(key)
             return
         joined = Joined(span)
         orphans = self._orphans.pop(key, None)
@@ -74,6 +85,7 @@ class Assembler:
             # Without ids there is nothing to join on (FIELD-NOTES: Traceloop's event mode);
             # joining those by resource and time is a later convention's business.
             self.dropped["event_without_span_id"] += 1
+            self._discarded.append(span_key(event.trace_id, event.span_id))
             return
         key = span_key(event.trace_id, event.span_id)
         waiting = self._spans.get(key)
@@ -82,6 +94,7 @@ class Assembler:
             return
         if key in self._released:
             self.dropped["event_after_span_released"] += 1
+            self._discarded.append(key)
             return
         entry = self._orphans.get(key)
         if entry is None:
@@ -90,9 +103,10 @@ class Assembler:
             entry[1].append(event)
         self._orphan_count += 1
         while self._orphan_count > self.max_events and self._orphans:
-            _, (_, lost) = self._orphans.popitem(last=False)
+            lost_key, (_, lost) = self._orphans.popitem(last=False)
             self._orphan_count -= len(lost)
             self.dropped["event_buffer_full"] += len(lost)
+            self._discarded.append(lost_key)
 
     def release(self, now: float, *, everything: bool = False) -> Iterator[Joined]:
         """Spans whose window has closed (all of them with `everything`), oldest first.
@@ -128,3 +142,4 @@ class Assembler:
             del self._orphans[key]
             self._orphan_count -= len(events)
             self.dropped["event_without_span"] += len(events)
+            self._discarded.append(key)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from otel_labelstudio.config import ENVIRONMENT, Settings
 from otel_labelstudio.errors import OtelLabelStudioError
+from otel_labelstudio.spool import Spool
 
 __all__ = ["main"]
 
@@ -184,6 +186,86 @@ def check(config: Path | None) -> None:
         label_studio.close()
     if problems:
         raise click.ClickException(f"{problems} destination(s) cannot be used")
+
+
+@main.group()
+def dlq() -> None:
+    """Tasks Label Studio refused for good (the dead-letter table of the spool): list them,
+    send them back to be imported (after fixing the project's label config), or purge them."""
+
+
+@dlq.command("list")
+@_CONFIG
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per task, with its data.")
+def dlq_list(config: Path | None, as_json: bool) -> None:
+    import json
+    from datetime import datetime, timezone
+
+    for path, spool in _dead_letter_spools(config):
+        try:
+            for dead in spool.dead_letters():
+                if as_json:
+                    record = {
+                        "key": dead.key,
+                        "project_id": dead.project_id,
+                        "reason": dead.reason,
+                        "at": dead.at,
+                        "task": json.loads(dead.payload),
+                        "spool": str(path),
+                    }
+                    click.echo(json.dumps(record, ensure_ascii=False))
+                else:
+                    at = datetime.fromtimestamp(dead.at, timezone.utc).isoformat(timespec="seconds")
+                    click.echo(f"{dead.key}  project {dead.project_id}  {at}  {dead.reason}")
+        finally:
+            spool.close()
+
+
+@dlq.command("redrive")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
+@_CONFIG
+def dlq_redrive(keys: tuple[str, ...], everything: bool, config: Path | None) -> None:
+    """Send dead letters (span keys as `dlq list` prints them, or --all) back to be imported
+    by the next `serve` or exporter that uses this spool."""
+    _dead_letter_action(keys, everything, config, "redriven", lambda s, k: s.redrive(k))
+
+
+@dlq.command("purge")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
+@_CONFIG
+def dlq_purge(keys: tuple[str, ...], everything: bool, config: Path | None) -> None:
+    """Forget dead letters for good."""
+    _dead_letter_action(keys, everything, config, "purged", lambda s, k: s.purge_dead_letters(k))
+
+
+def _dead_letter_action(
+    keys: tuple[str, ...],
+    everything: bool,
+    config: Path | None,
+    done: str,
+    action: Callable[[Spool, list[str] | None], int],
+) -> None:
+    if bool(keys) == everything:
+        raise click.UsageError("name span keys, or give --all")
+    total = 0
+    for _, spool in _dead_letter_spools(config):
+        try:
+            total += action(spool, None if everything else list(keys))
+        finally:
+            spool.close()
+    click.echo(f"{total} dead letter(s) {done}")
+
+
+def _dead_letter_spools(config: Path | None) -> Iterator[tuple[Path, Spool]]:
+    from otel_labelstudio.pipeline import spool_files
+
+    settings = _settings(config)
+    if settings.spool == "off":
+        raise click.ClickException("the spool is off: there is no dead-letter table")
+    for path in spool_files(settings):
+        yield path, Spool(path, max_bytes=settings.spool_max_bytes)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "max_queue_size": "OTEL_LABELSTUDIO_MAX_QUEUE_SIZE",
     "schedule_delay_s": "OTEL_LABELSTUDIO_SCHEDULE_DELAY",
     "join_window_s": "OTEL_LABELSTUDIO_JOIN_WINDOW",
+    "spool": "OTEL_LABELSTUDIO_SPOOL",
+    "spool_max_bytes": "OTEL_LABELSTUDIO_SPOOL_MAX_BYTES",
     "request_timeout_s": "OTEL_LABELSTUDIO_TIMEOUT",
     "trace_link": "OTEL_LABELSTUDIO_TRACE_LINK",
     "config_file": "OTEL_LABELSTUDIO_CONFIG",
@@ -376,11 +378,17 @@ class Settings(BaseModel):
     mode: Literal["prompt", "chat", "auto"] = "prompt"
     batch_size: int = Field(default=500, ge=1, le=5000)
     max_queue_size: int = Field(default=20_000, ge=1)
-    schedule_delay_s: float = Field(default=1.0, gt=0)
+    # How long a task may wait for others to fill its import batch (a full batch goes at once).
+    schedule_delay_s: float = Field(default=1.0, gt=0, le=2.0)
     # How long a span waits for its log-record events before it is turned into a task.
     join_window_s: float = Field(default=2.0, ge=0)
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_backoff_s: float = Field(default=30.0, gt=0)
+    # Where accepted telemetry and tasks wait for Label Studio (spool.py): "auto" (a directory
+    # in the user's cache), a directory of our own, or "off" (in memory: lost when the process
+    # stops). Bounded in bytes; past the bound the service pushes back, the exporter drops.
+    spool: str = Field(default="auto", min_length=1)
+    spool_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     # The YAML file these settings were read from (Settings.load reads it; the constructor
     # does not).
     config_file: Path | None = None
@@ -554,6 +562,7 @@ _FILE_LAYOUT: Mapping[str, Mapping[str, str] | str] = {
             "max_backoff_s",
         )
     },
+    "spool": {"path": "spool", "max_bytes": "spool_max_bytes"},
     "receiver": {
         "grpc_endpoint": "grpc_endpoint",
         "http_endpoint": "http_endpoint",

@@ -1,19 +1,28 @@
-"""Stage 6: move finished tasks into Label Studio, in batches, with retries, each once.
+"""Stage 6: move spooled tasks into Label Studio, in batches, with retries, each exactly once.
 
-Tasks are grouped per project and imported hundreds at a time: Label Studio's development server
-adds tens of milliseconds to every request, so one request per LLM call caps throughput at a few
-dozen tasks per second, while a batch of hundreds costs about the same. One importer at a time:
-on SQLite, concurrent imports are slower in total than one.
+Tasks wait in the spool (spool.py) and are imported per project, hundreds at a time: Label
+Studio's development server adds tens of milliseconds to every request, so one request per LLM
+call caps throughput at a few dozen tasks per second, while a batch of hundreds costs about the
+same. One importer at a time: on SQLite, concurrent imports are slower in total than one.
+
+A batch is sent as soon as it is full, or once its oldest task has waited `linger_s` for
+company; with Label Studio up, no task waits longer than that (plus one import).
+
+Exactly once: before an import is sent, its tasks are marked in flight (committed). Success
+moves their keys to the ledger and the tasks out, in one transaction. When the outcome is
+unknown (a timeout, a dropped connection, a 5xx that a proxy may have sent after Label Studio
+applied it, or a crash between the import and the commit), the keys are looked up in Label Studio
+first: those it has are ledgered, the rest are imported again.
 
 Failures are classified by type (errors.py):
-- LabelStudioUnavailable: keep the batch, back off exponentially (with jitter), retry.
+- LabelStudioUnavailable: keep the batch, back off exponentially (with full jitter), retry.
 - TasksRejected: one bad task rejects the whole batch, so split it and retry the halves until
-  the bad task stands alone; drop only that one, and say which span it came from.
+  the bad task stands alone; it goes to the dead-letter table with Label Studio's reason.
 - AuthenticationFailed and other rejections: keep the tasks and retry slowly; the operator can
   fix Label Studio's side (enable the token, restore the project) without losing data.
 The first failure of a kind is logged as an error, repeats quietly, and recovery once.
 
-Not thread-safe: one worker thread owns a Delivery.
+Not thread-safe: one delivery thread owns a Delivery (the spool itself is thread-safe).
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 from otel_labelstudio.errors import (
     LabelStudioError,
@@ -30,7 +39,7 @@ from otel_labelstudio.errors import (
     TasksRejected,
 )
 from otel_labelstudio.labelstudio import LabelStudio
-from otel_labelstudio.model import Task
+from otel_labelstudio.spool import Spool, SpooledTask
 
 __all__ = ["Backoff", "Delivery", "OutageLog"]
 
@@ -88,112 +97,147 @@ class Delivery:
     def __init__(
         self,
         label_studio: LabelStudio,
+        spool: Spool,
         *,
         batch_size: int,
-        max_pending: int,
+        linger_s: float = 1.0,
         backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         outages: OutageLog | None = None,
-        remember_delivered: int = 200_000,
     ) -> None:
         self.label_studio = label_studio
+        self.spool = spool
         self.batch_size = batch_size
-        self.max_pending = max_pending
+        self.linger_s = linger_s
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.delivered = 0
         self.dropped: Counter[str] = Counter()
-        self._pending: OrderedDict[str, Task] = OrderedDict()  # by span key, oldest first
-        # Span keys already imported: the same interaction is never imported twice by this
-        # process (a durable ledger across restarts is the spool's job).
-        self._done: OrderedDict[str, None] = OrderedDict()
-        self._remember = remember_delivered
         self._not_before = 0.0
+        # In-flight tasks left by a previous process, or by an import we lost track of.
+        self._unsure = spool.recovered_in_flight > 0
         self.outages = outages or OutageLog(label_studio.url)
 
     @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    @property
-    def has_room(self) -> bool:
-        return len(self._pending) < self.max_pending
-
-    @property
     def retry_at(self) -> float | None:
-        return self._not_before if self._pending and self._not_before > self.clock() else None
+        return self._not_before if self._not_before > self.clock() else None
 
-    def add(self, tasks: Iterable[Task]) -> None:
-        for task in tasks:
-            if task.key in self._done or task.key in self._pending:
-                self.dropped["duplicate"] += 1
-                continue
-            self._pending[task.key] = task
+    @property
+    def failing(self) -> bool:
+        """Label Studio refused or could not be reached on the last attempt."""
+        return self._not_before > 0.0
 
-    def deliver(self, *, deadline: float | None = None, ignore_backoff: bool = False) -> bool:
-        """Import what is pending, batch by batch, until done, a failure, or the deadline.
-        Returns True when nothing is left pending."""
+    def next_due(self) -> float | None:
+        """When there will be something to send: a retry, or the oldest task's linger end."""
+        if self.retry_at is not None:
+            return self._not_before
+        if self._unsure:
+            return self.clock()
+        oldest = self.spool.oldest_ready()
+        return None if oldest is None else oldest + self.linger_s
+
+    def deliver(
+        self,
+        *,
+        deadline: float | None = None,
+        ignore_backoff: bool = False,
+        everything: bool = False,
+    ) -> bool:
+        """Import what is ready, batch by batch, until done, a failure, or the deadline. A
+        partial batch waits out its linger unless `everything`. Returns True when nothing is
+        left to send."""
         if not ignore_backoff and self.clock() < self._not_before:
-            return not self._pending
-        while self._pending:
+            return False
+        if self._unsure:
+            try:
+                self._reconcile()
+            except LabelStudioError as exc:
+                self._on_failure(exc)
+                return False
+        while True:
             if deadline is not None and self.clock() >= deadline:
                 return False
-            batch = self._next_batch()
+            batch = self.spool.next_batch(self.batch_size)
+            if not batch:
+                return True
+            partial = not everything and len(batch) < self.batch_size
+            if partial and batch[0].created + self.linger_s > self.clock():
+                return False
             try:
                 self._import(batch)
             except LabelStudioError as exc:
                 self._on_failure(exc)
                 return False
             self._on_success(len(batch))
-        return True
 
-    def _next_batch(self) -> list[Task]:
-        first = next(iter(self._pending.values()))
-        batch = [first]
-        for task in self._pending.values():
-            if len(batch) >= self.batch_size:
-                break
-            if task is not first and task.project_id == first.project_id:
-                batch.append(task)
-        return batch
-
-    def _import(self, batch: Sequence[Task]) -> None:
-        """Import `batch`; on TasksRejected, split to isolate the bad tasks and drop only them."""
+    def _import(self, batch: Sequence[SpooledTask]) -> None:
+        """Import `batch`; on TasksRejected, split to isolate the bad tasks, dead-letter them."""
+        keys = [t.key for t in batch]
+        project_id = batch[0].project_id
+        self.spool.mark_in_flight(keys)
         try:
-            self.label_studio.import_tasks(batch[0].project_id, [t.payload for t in batch])
+            ids = self.label_studio.import_raw(project_id, [t.payload for t in batch])
         except TasksRejected as exc:
+            self.spool.mark_ready(keys)
             if len(batch) == 1:
-                self._drop_rejected(batch[0], exc)
+                self._dead_letter(batch[0], exc)
                 return
             middle = len(batch) // 2
             self._import(batch[:middle])
             self._import(batch[middle:])
             return
-        for task in batch:
-            self._settle(task.key)
-            self.delivered += 1
+        except LabelStudioUnavailable as exc:
+            if exc.outcome_unknown:
+                self._unsure = True  # looked up before anything is sent again
+            else:
+                self.spool.mark_ready(keys)
+            raise
+        except LabelStudioError:
+            self.spool.mark_ready(keys)
+            raise
+        task_ids: list[int | None] = list(ids) if len(ids) == len(keys) else [None] * len(keys)
+        self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id)
+        self.delivered += len(keys)
 
-    def _drop_rejected(self, task: Task, exc: TasksRejected) -> None:
-        self._settle(task.key)
+    def _reconcile(self) -> None:
+        """Tasks whose import outcome is unknown: ledger those Label Studio has, retry the rest."""
+        unsure = self.spool.in_flight()
+        by_project: dict[int, list[str]] = {}
+        for task in unsure:
+            by_project.setdefault(task.project_id, []).append(task.key)
+        for project_id, keys in by_project.items():
+            found = self.label_studio.find_span_keys(project_id, keys)
+            if found:
+                self.spool.mark_delivered({k: found[k] for k in found}, project_id)
+                self.delivered += len(found)
+                self.dropped["already_in_label_studio"] += len(found)
+            self.spool.mark_ready([k for k in keys if k not in found])
+            logger.info(
+                "checked %d task(s) whose import outcome was unknown: %d were in Label Studio"
+                " project %d, %d will be imported",
+                len(keys),
+                len(found),
+                project_id,
+                len(keys) - len(found),
+            )
+        self._unsure = False
+
+    def _dead_letter(self, task: SpooledTask, exc: TasksRejected) -> None:
+        self.spool.dead_letter(task.key, str(exc))
         self.dropped["rejected_by_label_studio"] += 1
         logger.error(
-            "Label Studio rejected the task for span %s in project %d; dropped it: %s",
+            "Label Studio rejected the task for span %s in project %d; it is in the dead-letter"
+            " table (otel-labelstudio dlq): %s",
             task.key,
             task.project_id,
             exc,
         )
 
-    def _settle(self, key: str) -> None:
-        self._pending.pop(key, None)
-        self._done[key] = None
-        if len(self._done) > self._remember:
-            self._done.popitem(last=False)
-
     def _on_success(self, count: int) -> None:
         self.outages.recovered()
         self.backoff.reset()
         self._not_before = 0.0
-        logger.debug("imported %d tasks; %d pending", count, len(self._pending))
+        logger.debug("imported %d tasks", count)
 
     def _on_failure(self, exc: LabelStudioError) -> None:
         if isinstance(exc, LabelStudioUnavailable):
@@ -203,4 +247,4 @@ class Delivery:
             self.backoff.failures += 1
             delay = self.backoff.maximum_s
         self._not_before = self.clock() + delay
-        self.outages.failed(exc, len(self._pending))
+        self.outages.failed(exc, self.spool.ready_count())

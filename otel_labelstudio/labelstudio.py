@@ -142,15 +142,21 @@ class LabelStudio:
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
         """Import in one request; returns the new task ids. A timeout or a dropped connection
-        after sending raises LabelStudioUnavailable with outcome_unknown=True.
+        after sending raises LabelStudioUnavailable with outcome_unknown=True."""
+        return self.import_raw(
+            project_id, [json.dumps(t, ensure_ascii=False, separators=(",", ":")) for t in tasks]
+        )
+
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+        """`import_tasks` for tasks already JSON-encoded (as the spool keeps them).
 
         The body goes through the SDK's own HTTP layer (base URL, auth, token refresh) but is
         encoded here: the SDK's `projects.import_tasks` walks every value of every task in pure
         Python first (~40 µs a task, measured), one long stretch holding the GIL on the
-        application's process. `json.dumps` does the same job in C.
+        application's process. The spool's JSON is joined as it is.
         """
         action = f"import {len(tasks)} tasks into project {project_id}"
-        body = json.dumps(list(tasks), ensure_ascii=False, separators=(",", ":")).encode()
+        body = ("[" + ",".join(tasks) + "]").encode()
         with _translated(action, is_write=True):
             response = self._client._client_wrapper.httpx_client.request(
                 f"api/projects/{project_id}/import",
@@ -160,10 +166,48 @@ class LabelStudio:
                 headers={"content-type": "application/json"},
             )
         if not 200 <= response.status_code < 300:
-            raise _from_status(action, response.status_code, _json_or_text(response))
+            raise _from_status(action, response.status_code, _json_or_text(response), is_write=True)
         answer = _json_or_text(response)
         ids = answer.get("task_ids") if isinstance(answer, Mapping) else None
         return [int(i) for i in ids or []]
+
+    def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
+        """Which of these span keys (`trace_id:span_id`) already have a task in the project:
+        key → task id. Asked after an import whose outcome is unknown, before importing again.
+        Every task we import carries `trace_id` and `span_id` in its data; the Data Manager
+        filters on them, a hundred keys per request."""
+        wanted = {tuple(k.split(":", 1)): k for k in keys}
+        found: dict[str, int] = {}
+        span_ids = sorted({span_id for _, span_id in wanted})
+        for start in range(0, len(span_ids), 100):
+            chunk = span_ids[start : start + 100]
+            query = {
+                "filters": {
+                    "conjunction": "or",
+                    "items": [
+                        {
+                            "filter": "filter:tasks:data.span_id",
+                            "operator": "equal",
+                            "type": "String",
+                            "value": span_id,
+                        }
+                        for span_id in chunk
+                    ],
+                }
+            }
+            with _translated(f"look up {len(chunk)} span keys in project {project_id}"):
+                pager: Iterable[Any] = self._client.tasks.list(
+                    project=project_id,
+                    query=json.dumps(query),
+                    page_size=100,
+                    include="id,data",
+                )
+                for task in pager:
+                    data = task.data or {}
+                    key = wanted.get((str(data.get("trace_id")), str(data.get("span_id"))))
+                    if key is not None and task.id is not None:
+                        found.setdefault(key, int(task.id))
+        return found
 
     def forget_connections(self) -> None:
         """In a forked child: drop the parent's connections without closing them (closing
@@ -202,7 +246,7 @@ def _translated(action: str, *, is_write: bool = False) -> Iterator[None]:
     except LabelStudioError:
         raise
     except ApiError as exc:
-        raise _from_status(action, exc.status_code, exc.body) from None
+        raise _from_status(action, exc.status_code, exc.body, is_write=is_write) from None
     except httpx.TimeoutException:
         raise LabelStudioUnavailable(
             f"{action}: Label Studio did not answer in time", outcome_unknown=is_write
@@ -217,7 +261,9 @@ def _translated(action: str, *, is_write: bool = False) -> Iterator[None]:
         ) from None
 
 
-def _from_status(action: str, status: int | None, body: Any) -> LabelStudioError:
+def _from_status(
+    action: str, status: int | None, body: Any, *, is_write: bool = False
+) -> LabelStudioError:
     detail = _excerpt(body)
     message = f"{action}: Label Studio answered {status}: {detail}"
     if status in (401, 403):
@@ -228,7 +274,9 @@ def _from_status(action: str, status: int | None, body: Any) -> LabelStudioError
             status_code=status,
         )
     if status is None or status in _RETRYABLE_STATUS:
-        return LabelStudioUnavailable(message, status_code=status)
+        # A proxy may answer 5xx after Label Studio applied the write: for writes, the outcome
+        # is unknown and the keys are looked up before trying again.
+        return LabelStudioUnavailable(message, status_code=status, outcome_unknown=is_write)
     if status == 400 and action.startswith("import"):
         return TasksRejected(message, status_code=status)
     return LabelStudioRejected(message, status_code=status)

@@ -1,22 +1,32 @@
 """The one place that wires the stages in order; both front doors feed it.
 
-    submit()            caller's thread: append to a bounded queue, wake the worker. Nothing else.
-    worker thread:      adapt → assemble → extract → route → resolve project → shape → deliver
+    submit()            exporter (app thread): append to a bounded queue, wake the worker.
+    accept()            service (request thread): commit the records to the spool's inbox, wake
+                        the worker; the request is acknowledged after this returns True.
+    worker thread:      adapt → spool inbox → assemble → extract → route → resolve project →
+                        shape → spool tasks (and forget the inbox rows, in one transaction)
+    delivery thread:    spool tasks → batched import → ledger (delivery.py)
 
-The caller never waits for Label Studio. The worker runs with OpenTelemetry instrumentation
+The caller never waits for Label Studio. Both threads run with OpenTelemetry instrumentation
 suppressed, so our own HTTP calls to Label Studio are never traced (and never loop back here).
+Whatever is in the spool when the process stops (or dies) is picked up by the next process that
+opens the same spool: inbox rows are read again from the start, tasks are imported, tasks whose
+import outcome was unknown are looked up in Label Studio first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -27,19 +37,28 @@ from otel_labelstudio.config import RedactionRuleSpec, Settings
 from otel_labelstudio.delivery import Backoff, Delivery, OutageLog
 from otel_labelstudio.errors import LabelStudioError, LabelStudioRejected
 from otel_labelstudio.labelstudio import LabelStudio
-from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task
+from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task, span_key
 from otel_labelstudio.redaction import Redactor
 from otel_labelstudio.routing import Destination, ProjectRef, Router
+from otel_labelstudio.spool import Spool, default_spool_dir
 
 if TYPE_CHECKING:
     from otel_labelstudio.shaping import LabelLayout
 
-__all__ = ["Pipeline", "Stages", "acquire_shared", "release_shared"]
+__all__ = [
+    "Pipeline",
+    "Stages",
+    "acquire_shared",
+    "open_spool",
+    "release_shared",
+    "spool_files",
+]
 
 logger = logging.getLogger(__name__)
 
 Record = SpanRecord | EventRecord
 _ITEMS_PER_GIL_HANDOVER = 8  # ~0.1-0.3 ms of work between handovers
+_INBOX_READ = 2_000  # records read from the spool per cycle
 Adapter = Callable[[Any], Record | None]
 
 
@@ -65,11 +84,15 @@ class Stages:
         self.router = router
         self.counts: Counter[str] = Counter()
         self._redactors: dict[tuple[RedactionRuleSpec, ...], Redactor] = {}
+        self._seen = _SeenCalls()
 
     def route(self, joined: Joined) -> tuple[Destination, Interaction] | None:
         interaction = conventions.extract(joined.span, joined.events)
         if interaction is None:
             self.counts["not_an_llm_call"] += 1
+            return None
+        if self._seen.described_before(interaction):
+            self.counts["same_call_described_twice"] += 1
             return None
         self.counts["interactions"] += 1
         destination = self.router.route(interaction)  # the router counts why not
@@ -91,6 +114,39 @@ class Stages:
         return found
 
 
+class _SeenCalls:
+    """Recent LLM calls, to recognise one call that two instrumentations both traced (LangChain
+    with both Traceloop's and OpenInference's instrumentor installed: `opentelemetry-instrument`
+    loads every one it finds; each starts its own trace). Two interactions are the same call
+    when they come from the same service, overlap in time, and have the same last input and the
+    same output: a reviewer should see that call once. Sequential calls with the same text do not
+    overlap and stay apart; identical concurrent calls (same prompt, same answer, same moment)
+    are labeled once."""
+
+    def __init__(self, remember: int = 20_000) -> None:
+        self._remember = remember
+        self._seen: OrderedDict[tuple[str, int], list[tuple[int, int]]] = OrderedDict()
+
+    def described_before(self, interaction: Interaction) -> bool:
+        start, end = interaction.start_time_unix_nano, interaction.end_time_unix_nano
+        if not interaction.has_content or start <= 0 or end < start:
+            return False
+        last_input = interaction.input[-1].content if interaction.input else ""
+        outputs = tuple(m.content for m in interaction.output)
+        fingerprint = (interaction.service or "", hash((last_input, outputs)))
+        intervals = self._seen.get(fingerprint)
+        if intervals is None:
+            intervals = self._seen[fingerprint] = []
+            if len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+        elif any(s <= end and start <= e for s, e in intervals):
+            return True
+        intervals.append((start, end))
+        del intervals[:-8]  # a prompt asked again and again keeps only its latest calls
+        self._seen.move_to_end(fingerprint)
+        return False
+
+
 class Pipeline:
     def __init__(
         self,
@@ -99,6 +155,7 @@ class Pipeline:
         label_studio: LabelStudio | None = None,
         router: Router | None = None,
         clock: Callable[[], float] = time.monotonic,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
         self.router = router or Router.from_settings(settings)
@@ -111,6 +168,7 @@ class Pipeline:
         self.outages = OutageLog(self.label_studio.url)
         self._projects: dict[ProjectRef, _ResolvedProject] = {}
         self._stopping = False
+        self.spool = spool or open_spool(settings)
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             # A forked child (gunicorn, multiprocessing) has no worker thread: start its own.
@@ -118,26 +176,32 @@ class Pipeline:
             os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
 
     def _start_worker(self) -> None:
-        """Create the worker's state and start its thread. In a forked child, the state copied
+        """Create the worker's state and start its threads. In a forked child, the state copied
         from the parent is dropped: what the parent had queued is the parent's to deliver."""
         settings = self.settings
         self.assembler = Assembler(window_s=settings.join_window_s)
         self.delivery = Delivery(
             self.label_studio,
+            self.spool,
             batch_size=settings.batch_size,
-            max_pending=settings.max_queue_size,
+            linger_s=settings.schedule_delay_s,
             backoff=Backoff(maximum_s=settings.max_backoff_s),
-            clock=self.clock,
             outages=self.outages,
         )
         self._queue: deque[_Batch] = deque()
         self._queued_items = 0
         self._queue_lock = threading.Lock()  # uncontended almost always: ~0.1 µs
         self._wake = threading.Event()
+        self._delivery_wake = threading.Event()
         self._lock = threading.Lock()  # guards the flush bookkeeping below
         self._flush_requested = 0
         self._flush_completed = 0
+        self._delivery_flush_requested = 0
+        self._delivery_flush_completed = 0
         self._flush_done = threading.Condition(self._lock)
+        # Spool rows behind what the worker holds in memory, by span key; the inbox cursor.
+        self._rows: dict[str, list[int]] = {}
+        self._cursor = 0
         self._awaiting_project: list[tuple[Destination, Interaction]] = []
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
@@ -145,7 +209,11 @@ class Pipeline:
         self._thread = threading.Thread(
             target=self._run, name="otel-labelstudio-pipeline", daemon=True
         )
+        self._delivery_thread = threading.Thread(
+            target=self._run_delivery, name="otel-labelstudio-delivery", daemon=True
+        )
         self._thread.start()
+        self._delivery_thread.start()
 
     # ---- caller's side: cheap and non-blocking -------------------------------------------
 
@@ -155,20 +223,39 @@ class Pipeline:
         return not self._stopping and self._thread.is_alive()
 
     @property
+    def spool_full(self) -> bool:
+        return self.spool.full
+
+    @property
+    def label_studio_failing(self) -> bool:
+        return self.delivery.failing
+
+    @property
     def queue_depth(self) -> int:
         return self._queued_items
 
-    def submit(self, items: Sequence[Any], adapt: Adapter, *, sender_retries: bool = False) -> bool:
+    def accept(self, records: Sequence[Record]) -> bool:
+        """Commit `records` to the spool (the caller acknowledges its sender after this) and
+        wake the worker. False when shutting down or the spool is full: nothing was kept."""
+        if self._stopping:
+            self.counts["refused_after_shutdown"] += len(records)
+            return False
+        if not self.spool.add_records(records):
+            self.counts["refused_spool_full"] += len(records)
+            self._warn_full("asking senders to retry")
+            return False
+        self._wake.set()
+        return True
+
+    def submit(self, items: Sequence[Any], adapt: Adapter) -> bool:
         """Queue `items` (SDK objects, records) with the function that turns each one into a
-        record on the worker. Returns False when the queue is full or shutting down: the items
-        are then dropped (and counted) — unless `sender_retries`, where the caller tells its
-        sender to retry later (the OTLP service), so nothing is lost and only the refusal is
-        counted."""
+        record on the worker, which spools them. Returns False when the queue is full or
+        shutting down: the items are then dropped and counted (the application must never
+        wait or grow without bound)."""
         if not items:
             return True
-        outcome = "refused" if sender_retries else "dropped"
         if self._stopping:
-            self.counts[f"{outcome}_after_shutdown"] += len(items)
+            self.counts["dropped_after_shutdown"] += len(items)
             return False
         with self._queue_lock:
             full = self._queued_items + len(items) > self.settings.max_queue_size
@@ -176,17 +263,23 @@ class Pipeline:
                 self._queued_items += len(items)
                 self._queue.append(_Batch(items, adapt))
         if full:
-            self.counts[f"{outcome}_queue_full"] += len(items)
-            if not self._warned_full:
-                self._warned_full = True
-                logger.warning(
-                    "otel-labelstudio queue is full (%d items): %s until Label Studio catches up",
-                    self.settings.max_queue_size,
-                    "asking senders to retry" if sender_retries else "dropping GenAI telemetry",
-                )
+            self.counts["dropped_queue_full"] += len(items)
+            self._warn_full("dropping GenAI telemetry")
             return False
         self._wake.set()
         return True
+
+    def _warn_full(self, doing: str) -> None:
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "otel-labelstudio is full (queue %d items, spool %d of %d bytes): %s until"
+                " Label Studio catches up",
+                self._queued_items,
+                self.spool.bytes_used,
+                self.spool.max_bytes,
+                doing,
+            )
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         """Turn everything received so far into tasks and deliver them, within `timeout_s`."""
@@ -195,45 +288,64 @@ class Pipeline:
             self._flush_requested += 1
             ticket = self._flush_requested
         self._wake.set()
+        if not self._wait_for(lambda: self._flush_completed >= ticket, self._thread, deadline):
+            return False
+        with self._lock:
+            self._delivery_flush_requested += 1
+            delivery_ticket = self._delivery_flush_requested
+        self._delivery_wake.set()
+        if not self._wait_for(
+            lambda: self._delivery_flush_completed >= delivery_ticket,
+            self._delivery_thread,
+            deadline,
+        ):
+            return False
+        return self._idle()
+
+    def _wait_for(
+        self, done: Callable[[], bool], thread: threading.Thread, deadline: float
+    ) -> bool:
         with self._flush_done:
-            while self._flush_completed < ticket:
+            while not done():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
+                if remaining <= 0 or not thread.is_alive():
                     return False
                 self._flush_done.wait(remaining)
-        return self._idle()
+        return True
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout_s
         flushed = self.force_flush(timeout_s)
         self._stopping = True
         self._wake.set()
+        self._delivery_wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        left = self.delivery.pending + len(self._awaiting_project) + self._queued_items
+        self._delivery_thread.join(max(0.0, deadline - time.monotonic()))
+        spooled = self.spool.counts()
+        # Interactions waiting for their project are still spans in the spool. Events whose
+        # span never came stay there too (their span may yet arrive), but are no interaction.
+        left = spooled["spans"] + spooled["ready"] + spooled["in_flight"] + self._queued_items
         if left:
+            where = (
+                f"kept in the spool {self.spool.path} for the next start"
+                if self.spool.path is not None
+                else "lost (the spool is off)"
+            )
             logger.warning(
-                "otel-labelstudio shut down with %d interaction(s) not delivered to %s",
+                "otel-labelstudio shut down with %d item(s) not delivered to %s: %s",
                 left,
                 self.label_studio.url,
+                where,
             )
         self.label_studio.close()
+        if not self._thread.is_alive() and not self._delivery_thread.is_alive():
+            self.spool.close()
         return flushed and not left
 
     # ---- worker side -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        # Our calls to Label Studio must not be traced: they would be exported back to us.
-        token = otel_context.attach(
-            otel_context.set_value(
-                otel_context._SUPPRESS_INSTRUMENTATION_KEY,
-                True,
-                otel_context.set_value(
-                    otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY,
-                    True,
-                ),
-            )
-        )
-        try:
+        with _instrumentation_suppressed():
             while not self._stopping:
                 self._wake.wait(self._sleep_time())
                 self._wake.clear()
@@ -248,34 +360,67 @@ class Pipeline:
                     with self._flush_done:
                         self._flush_completed = flush_ticket
                         self._flush_done.notify_all()
-        finally:
-            otel_context.detach(token)
+
+    def _run_delivery(self) -> None:
+        with _instrumentation_suppressed():
+            while True:
+                self._delivery_wake.wait(self._delivery_sleep_time())
+                self._delivery_wake.clear()
+                with self._lock:
+                    flush_ticket = self._delivery_flush_requested
+                flushing = flush_ticket > self._delivery_flush_completed
+                try:
+                    self.delivery.deliver(ignore_backoff=flushing, everything=flushing)
+                except Exception:  # keep delivering whatever one attempt hits
+                    logger.exception("otel-labelstudio delivery failed")
+                if flushing:
+                    with self._flush_done:
+                        self._delivery_flush_completed = flush_ticket
+                        self._flush_done.notify_all()
+                if self._stopping and not self._thread.is_alive():
+                    return
 
     def _sleep_time(self) -> float:
         wake_at = [self.clock() + self.settings.schedule_delay_s]
-        for when in (self.assembler.next_due(), self.delivery.retry_at):
-            if when is not None:
-                wake_at.append(when)
+        due = self.assembler.next_due()
+        if due is not None:
+            wake_at.append(due)
         return max(0.01, min(wake_at) - self.clock())
+
+    def _delivery_sleep_time(self) -> float:
+        if self._stopping:
+            return 0.05
+        now = time.time()
+        due = self.delivery.next_due()
+        wait = self.settings.schedule_delay_s if due is None else due - now
+        return min(self.settings.schedule_delay_s, max(0.01, wait))
 
     def _cycle(self, *, flush: bool) -> None:
         now = self.clock()
-        self._take_incoming(now)
+        self._take_incoming()
+        self._read_inbox(now, everything=flush)
         for n, joined in enumerate(self.assembler.release(now, everything=flush), 1):
             _let_the_application_run(n)
-            routed = self.stages.route(joined)
-            if routed is not None:
+            try:
+                routed = self.stages.route(joined)
+            except Exception:  # a span no parser survives costs itself only, never its batch
+                self.counts["dropped_unprocessable"] += 1
+                logger.exception("could not turn span %s into an interaction", joined.span.key)
+                routed = None
+            if routed is None:
+                self._finished(joined.span.key)
+            else:
                 self._awaiting_project.append(routed)
+        self._discard(self.assembler.take_discarded())
         self._shape_awaiting(force=flush)
-        self.delivery.deliver(ignore_backoff=flush)
 
-    def _take_incoming(self, now: float) -> None:
-        # Backpressure: while delivery is full, leave items in the queue; when the queue fills
-        # too, submit() drops (and counts) rather than grow without bound.
-        while self._queue and self.delivery.has_room:
+    def _take_incoming(self) -> None:
+        """The exporter's queue → records → the spool's inbox (one transaction per batch)."""
+        while self._queue:
             with self._queue_lock:
                 batch = self._queue.popleft()
                 self._queued_items -= len(batch.items)
+            records: list[Record] = []
             for n, item in enumerate(batch.items, 1):
                 _let_the_application_run(n)
                 try:
@@ -284,11 +429,50 @@ class Pipeline:
                     self.counts["dropped_unreadable"] += 1
                     logger.debug("could not read a telemetry item", exc_info=True)
                     continue
+                if record is not None:
+                    records.append(record)
+            if records and not self.spool.add_records(records):
+                self.counts["dropped_spool_full"] += len(records)
+                self._warn_full("dropping GenAI telemetry")
+        self._warned_full = self._warned_full and (bool(self._queue) or self.spool.full)
+
+    def _read_inbox(self, now: float, *, everything: bool) -> None:
+        """Spooled records → the assembler, as far as memory allows: while Label Studio cannot
+        take tasks, the rest waits on disk, not here."""
+        while True:
+            room = self.settings.max_queue_size - len(self.assembler) - len(self._awaiting_project)
+            if room <= 0:
+                return
+            rows = self.spool.read_records(self._cursor, min(room, _INBOX_READ))
+            for n, (row_id, record) in enumerate(rows, 1):
+                _let_the_application_run(n)
+                self._cursor = row_id
+                key = span_key(record.trace_id, record.span_id)
+                self._rows.setdefault(key, []).append(row_id)
                 if isinstance(record, SpanRecord):
                     self.assembler.add_span(record, now)
-                elif isinstance(record, EventRecord):
+                else:
                     self.assembler.add_event(record, now)
-        self._warned_full = self._warned_full and bool(self._queue)
+            if len(rows) < _INBOX_READ or not everything:
+                return
+
+    def _finished(self, key: str) -> None:
+        """The span made no task: its records are done with."""
+        rows = self._rows.pop(key, None)
+        if rows:
+            self.spool.forget_records(rows)
+
+    def _discard(self, keys: Sequence[str]) -> None:
+        """Records the assembler let go of (late or orphaned events, duplicates); those of a
+        span still waiting for its project stay until its task is spooled."""
+        if not keys:
+            return
+        waiting = {interaction.key for _, interaction in self._awaiting_project}
+        rows: list[int] = []
+        for key in keys:
+            if key not in waiting and key not in self.assembler:
+                rows.extend(self._rows.pop(key, ()))
+        self.spool.forget_records(rows)
 
     def _shape_awaiting(self, *, force: bool) -> None:
         from otel_labelstudio.shaping import task_for
@@ -299,19 +483,33 @@ class Pipeline:
             return
         still_waiting: list[tuple[Destination, Interaction]] = []
         tasks: list[Task] = []
+        consumed: list[int] = []
         for n, (destination, interaction) in enumerate(self._awaiting_project, 1):
             _let_the_application_run(n)
             project = self._resolve(destination.project, force=force)
             if project is None:
                 still_waiting.append((destination, interaction))
                 continue
-            tasks.append(
-                task_for(
-                    interaction, project.layout, project.id, trace_link=self.settings.trace_link
+            try:
+                tasks.append(
+                    task_for(
+                        interaction,
+                        project.layout,
+                        project.id,
+                        trace_link=self.settings.trace_link,
+                    )
                 )
-            )
+            except Exception:  # one interaction that cannot be shaped costs only itself
+                self.counts["dropped_unprocessable"] += 1
+                logger.exception("could not shape the task for span %s", interaction.key)
+            consumed.extend(self._rows.pop(interaction.key, ()))
         self._awaiting_project = still_waiting
-        self.delivery.add(tasks)
+        if tasks or consumed:
+            stored = self.spool.add_tasks(tasks, consumed)
+            if stored < len(tasks):
+                self.counts["duplicate_interaction"] += len(tasks) - stored
+            if stored:
+                self._delivery_wake.set()
 
     def _resolve(self, ref: ProjectRef, *, force: bool) -> _ResolvedProject | None:
         """The project behind `ref`, found or created once, then cached. None while Label Studio
@@ -359,12 +557,14 @@ class Pipeline:
         )
 
     def _idle(self) -> bool:
-        return not (
-            self._queue or self._awaiting_project or self.delivery.pending or len(self.assembler)
-        )
+        if self._queue or self._awaiting_project or len(self.assembler):
+            return False
+        spooled = self.spool.counts()
+        return not (spooled["spans"] or spooled["ready"] or spooled["in_flight"])
 
     def stats(self) -> dict[str, int]:
         """Counters for logs, tests and the Prometheus metrics of `serve`."""
+        spooled = self.spool.counts()
         return {
             **self.counts,
             **self.stages.counts,
@@ -372,7 +572,10 @@ class Pipeline:
             **{f"delivery_{k}": v for k, v in self.delivery.dropped.items()},
             **{f"route_{k}": v for k, v in self.router.dropped.items()},
             "delivered": self.delivery.delivered,
-            "pending": self.delivery.pending + len(self._awaiting_project),
+            "pending": spooled["ready"] + spooled["in_flight"] + len(self._awaiting_project),
+            "spooled_records": spooled["records"],
+            "dead_letter": spooled["dead_letter"],
+            "spool_bytes": self.spool.bytes_used,
         }
 
 
@@ -389,7 +592,48 @@ def _restart_in_child(pipeline: weakref.ref[Pipeline]) -> None:
     found = pipeline()
     if found is not None and not found._stopping:
         found.label_studio.forget_connections()
+        found.spool.forget_in_child()
+        found.spool = open_spool(found.settings)
         found._start_worker()
+
+
+def open_spool(settings: Settings) -> Spool:
+    """The spool the settings ask for: a free slot in the spool directory (by default in the
+    user's cache; one file set per Label Studio URL), or in memory when it is off."""
+    if settings.spool == "off":
+        return Spool(None, max_bytes=settings.spool_max_bytes)
+    directory, name = _spool_place(settings)
+    return Spool.open_slot(directory, name, max_bytes=settings.spool_max_bytes)
+
+
+def spool_files(settings: Settings) -> list[Path]:
+    """Every spool file these settings' processes may have written (one per slot)."""
+    if settings.spool == "off":
+        return []
+    directory, name = _spool_place(settings)
+    return sorted(directory.glob(f"{name}-*.db"))
+
+
+def _spool_place(settings: Settings) -> tuple[Path, str]:
+    directory = default_spool_dir() if settings.spool == "auto" else Path(settings.spool)
+    digest = hashlib.sha256(settings.url.rstrip("/").encode()).hexdigest()[:12]
+    return directory.expanduser(), f"spool-{digest}"
+
+
+@contextmanager
+def _instrumentation_suppressed() -> Iterator[None]:
+    # Our calls to Label Studio must not be traced: they would be exported back to us.
+    token = otel_context.attach(
+        otel_context.set_value(
+            otel_context._SUPPRESS_INSTRUMENTATION_KEY,
+            True,
+            otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True),
+        )
+    )
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 # Exporters built from the same settings share one pipeline: under `opentelemetry-instrument`,

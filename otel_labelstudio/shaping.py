@@ -282,7 +282,7 @@ def task_for(
         if slot.tag == "HyperText" and slot.variable != _TRACE_LINK:
             # HyperText renders HTML; model and user text must never be interpreted as markup.
             # (And it takes strings only: Label Studio rejects a number there.)
-            value = html.escape(value if isinstance(value, str) else json.dumps(value))
+            value = html.escape(value if isinstance(value, str) else json.dumps(value, default=str))
         data[slot.variable] = value
 
     payload: dict[str, Any] = {"data": data}
@@ -442,7 +442,7 @@ def message_text(message: Message, *, reasoning: bool = True) -> str:
             if arguments is None:
                 arguments = ""
             elif not isinstance(arguments, str):
-                arguments = json.dumps(arguments, ensure_ascii=False)
+                arguments = json.dumps(arguments, ensure_ascii=False, default=str)
             lines.append(f"→ {part.get('name', '')}({arguments})")
         elif kind == "tool_call_response":
             lines.append(_result_text(part))
@@ -455,7 +455,9 @@ def _result_text(part: Mapping[str, Any]) -> str:
     result = part.get("response")
     if result is None:
         return ""
-    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+    return (
+        result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    )
 
 
 # Semconv ≥ 1.37 media parts. Their payload (base64 blobs) is no use to a reviewer: name it.

@@ -50,6 +50,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.fixture(autouse=True)
+def own_spool_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and the processes it starts) spools into a directory of its own: what one
+    test leaves undelivered must never be delivered by another."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("OTEL_LABELSTUDIO_SPOOL_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def label_studio() -> Iterator[RunningLabelStudio]:
     """The session's Label Studio: `.url`, `.username`, `.password`, `.legacy_token`,

@@ -138,13 +138,22 @@ def _tools(attributes: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
 
 def _text_output(attributes: Mapping[str, Any]) -> tuple[Message, ...]:
     value = attributes.get("output.value")
-    if (
-        isinstance(value, str)
-        and value
-        and attributes.get("output.mime_type", _TEXT_MIME) == (_TEXT_MIME)
-    ):
+    if not isinstance(value, str) or not value:
+        return ()
+    if attributes.get("output.mime_type", _TEXT_MIME) == _TEXT_MIME:
         return (Message(role="assistant", content=value),)
-    return ()
+    # LangChain LLMs (OpenInference's LangChain instrumentor): the LLMResult as JSON,
+    # {"generations": [[{"text": ...}, ...]]}: one answer per generation of the first prompt.
+    decoded = decode_structured(value)
+    generations = decoded.value.get("generations") if isinstance(decoded.value, dict) else None
+    if not isinstance(generations, list) or not generations:
+        return ()
+    first = generations[0] if isinstance(generations[0], list) else []
+    return tuple(
+        Message(role="assistant", content=g["text"])
+        for g in first
+        if isinstance(g, dict) and isinstance(g.get("text"), str)
+    )
 
 
 def _facts(attributes: Mapping[str, Any]) -> Facts:

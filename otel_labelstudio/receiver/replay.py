@@ -66,13 +66,10 @@ def replay(
 
 
 def _submit(pipeline: Pipeline, chunk: list[SpanRecord | EventRecord]) -> None:
-    # A file is not a sender that can retry: wait for room instead of dropping.
-    while chunk and not pipeline.submit(chunk, _same):
+    # A file is not a sender that can retry: wait for room in the spool instead of dropping.
+    while chunk and not pipeline.accept(chunk):
+        pipeline.counts.pop("refused_spool_full", None)
         time.sleep(0.05)
-
-
-def _same(record: Any) -> Any:
-    return record
 
 
 def preview(

@@ -3,8 +3,8 @@ in-process exporter.
 
 The servers decode requests and answer with OTLP's status semantics; `PipelineSink` turns each
 request into records (the GenAI filter first: most spans cost only a key scan) and hands them to
-the pipeline. A request is acknowledged once the pipeline has taken what it carried; when the
-pipeline's bounded queue is full the sender is told to retry later, so the data stays with it.
+the pipeline. A request is acknowledged once what it carried is committed to the spool; when the
+spool is at its bound the sender is told to retry later, so the data stays with it.
 """
 
 from __future__ import annotations
@@ -37,10 +37,7 @@ logger = logging.getLogger(__name__)
 # one import request, the time it takes the queue to drain a batch.
 _RETRY_AFTER_FULL_S = 2.0
 _RETRY_AFTER_SHUTDOWN_S = 5.0
-
-
-def _same(record: Any) -> Any:
-    return record
+_RETRY_AFTER_OUTAGE_S = 10.0
 
 
 class PipelineSink:
@@ -56,17 +53,20 @@ class PipelineSink:
         return self._accept(event_records(request), "log records")
 
     def ready(self) -> bool:
-        return self.pipeline.accepting
+        return self.pipeline.accepting and not self.pipeline.spool_full
 
     def _accept(self, decoded: Decoded[Any], what: str) -> Accepted:
         if not self.pipeline.accepting:
             raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
-        if decoded.records and not self.pipeline.submit(
-            decoded.records, _same, sender_retries=True
-        ):
+        if decoded.records and not self.pipeline.accept(decoded.records):
             if not self.pipeline.accepting:
                 raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
-            raise Overloaded(retry_after_s=_RETRY_AFTER_FULL_S)
+            if self.pipeline.label_studio_failing:
+                raise Unavailable(
+                    retry_after_s=_RETRY_AFTER_OUTAGE_S,
+                    message="Label Studio is unavailable and the spool is full",
+                )
+            raise Overloaded(retry_after_s=_RETRY_AFTER_FULL_S, message="the spool is full")
         if not decoded.rejected:
             return Accepted()
         reasons = "; ".join(decoded.reasons)
@@ -111,6 +111,31 @@ class PipelineMetrics(Collector):
         queued = GaugeMetricFamily("otel_labelstudio_queue_depth", "Items waiting for the worker")
         queued.add_metric([], self.pipeline.queue_depth)
         yield queued
+        refused = CounterMetricFamily(
+            "otel_labelstudio_refused",
+            "Spans and log records senders were asked to send again later, by reason",
+            labels=["reason"],
+        )
+        for name, value in sorted(stats.items()):
+            if name.startswith("refused_"):
+                refused.add_metric([name.removeprefix("refused_")], value)
+        yield refused
+        for name, help_text, key in (
+            ("spool_bytes", "Bytes of telemetry and tasks in the spool", "spool_bytes"),
+            (
+                "spooled_records",
+                "Spans and events in the spool not yet made tasks",
+                "spooled_records",
+            ),
+            (
+                "dead_letters",
+                "Tasks Label Studio refused for good (otel-labelstudio dlq)",
+                "dead_letter",
+            ),
+        ):
+            gauge = GaugeMetricFamily(f"otel_labelstudio_{name}", help_text)
+            gauge.add_metric([], stats.get(key, 0))
+            yield gauge
 
 
 class Service:

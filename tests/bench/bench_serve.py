@@ -10,7 +10,7 @@ sent as serialised bytes, so the sender spends nothing on encoding.
 
 This process runs the real `Service` (both receivers, the sink, the pipeline: filter, assemble,
 extract, route, redact, shape, deliver) with Label Studio STUBBED: a stub with the methods the
-pipeline calls, whose `import_tasks` only counts. Label Studio is not what is measured here (its
+pipeline calls, whose `import_raw` only counts. Label Studio is not what is measured here (its
 import rate is the subject of other benchmarks); the stub makes `serve` itself the bottleneck.
 
 A separate process (multiprocessing, spawn) sends for `--seconds` per transport with `--in-flight`
@@ -39,9 +39,10 @@ import multiprocessing
 import os
 import struct
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,15 +252,18 @@ class StubLabelStudio:
     def get_project(self, project_id: int) -> Any:
         return self.projects[project_id]
 
-    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
         self.import_calls += 1
         self.imported += len(tasks)
         for task in tasks:
-            data = task["data"]
+            data = json.loads(task)["data"]
             self.keys.add(f"{data['trace_id']}:{data['span_id']}")
         first = self._next_task
         self._next_task += len(tasks)
         return list(range(first, self._next_task))
+
+    def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
+        return {k: 0 for k in keys if k in self.keys}
 
     def forget_connections(self) -> None:
         pass
@@ -580,6 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mode": "auto",
             "grpc_endpoint": "127.0.0.1:0",
             "http_endpoint": "127.0.0.1:0",
+            # The durable spool, as in production, in a directory of the bench's own.
+            "spool": tempfile.mkdtemp(prefix="bench-serve-spool-"),
         },
         environ={},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,11 @@ from typing import Any
 
 def run_check(config: Path, key: str) -> subprocess.CompletedProcess[str]:
     cli = Path(sys.executable).with_name("otel-labelstudio")
-    env = {"PATH": str(Path(sys.executable).parent), "LS_KEY": key}
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "LS_KEY": key,
+        "OTEL_LABELSTUDIO_SPOOL_DIR": os.environ["OTEL_LABELSTUDIO_SPOOL_DIR"],
+    }
     return subprocess.run(
         [str(cli), "check", "--config", str(config)],
         env=env,

@@ -18,6 +18,7 @@ from otel_labelstudio.errors import (
 )
 from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import Task
+from otel_labelstudio.spool import Spool
 
 PROMPT_CONFIG = """<View>
   <Text name="prompt" value="$prompt"/>
@@ -49,7 +50,7 @@ def test_a_task_missing_a_variable_is_rejected_as_tasks_rejected(
         seam.import_tasks(project.id, [{"data": {"not_prompt": "x"}}])
 
 
-def test_delivery_isolates_the_bad_task_and_imports_the_rest_once(
+def test_delivery_dead_letters_the_bad_task_and_imports_the_rest_once(
     seam: LabelStudio, unique_project_name: str
 ) -> None:
     project = seam.create_project(unique_project_name, PROMPT_CONFIG)
@@ -58,17 +59,35 @@ def test_delivery_isolates_the_bad_task_and_imports_the_rest_once(
         data = {"prompt": f"q{i}", "span_id": f"{i:016x}"} if i != 13 else {"span_id": "bad"}
         return Task(key=f"t:{i}", project_id=project.id, payload={"data": data})
 
-    delivery = Delivery(seam, batch_size=50, max_pending=1000)
-    delivery.add([task(i) for i in range(40)])
-    delivery.add([task(i) for i in range(40)])  # the same spans again
-    assert delivery.deliver()
+    spool = Spool(None, max_bytes=10_000_000)
+    delivery = Delivery(seam, spool, batch_size=50)
+    assert spool.add_tasks([task(i) for i in range(40)]) == 40
+    assert spool.add_tasks([task(i) for i in range(40)]) == 0  # the same spans again
+    assert delivery.deliver(everything=True)
     assert delivery.delivered == 39
-    assert delivery.dropped == {"duplicate": 40, "rejected_by_label_studio": 1}
+    (dead,) = spool.dead_letters()
+    assert dead.key == "t:13" and "400" in dead.reason
     from label_studio_sdk import LabelStudio as Sdk
 
     client = Sdk(base_url=seam.url, api_key=seam._api_key)
     prompts = sorted(t.data["prompt"] for t in client.tasks.list(project=project.id))
     assert prompts == sorted(f"q{i}" for i in range(40) if i != 13)
+
+
+def test_span_keys_are_found_in_label_studio_after_an_unknown_outcome(
+    seam: LabelStudio, unique_project_name: str
+) -> None:
+    project = seam.create_project(unique_project_name, PROMPT_CONFIG)
+    trace = "5b8efff798038103d269b633813fc60c"
+    imported = [
+        {"data": {"prompt": f"q{i}", "trace_id": trace, "span_id": f"{i:016x}"}} for i in range(150)
+    ]
+    ids = seam.import_tasks(project.id, imported)
+    asked = [f"{trace}:{i:016x}" for i in range(100, 250)]  # 50 imported, 100 not
+    asked.append(f"{'0' * 32}:{120:016x}")  # the span id of an imported task, another trace
+    found = seam.find_span_keys(project.id, asked)
+    assert sorted(found) == [f"{trace}:{i:016x}" for i in range(100, 150)]
+    assert sorted(found.values()) == sorted(ids[100:150])
 
 
 def test_concurrent_creators_converge_on_one_project(

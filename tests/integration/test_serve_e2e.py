@@ -5,6 +5,7 @@ the real Label Studio."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -170,6 +171,7 @@ def test_replay_dry_run_and_for_real(
     files = [str(SAMPLES / "chat.traces.pb"), str(SAMPLES / "chat.logs.pb")]
     env = {
         "PATH": str(Path(sys.executable).parent),
+        "OTEL_LABELSTUDIO_SPOOL_DIR": os.environ["OTEL_LABELSTUDIO_SPOOL_DIR"],
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.personal_access_token,
         "LABEL_STUDIO_PROJECT_NAME": unique_project_name,

@@ -4,6 +4,7 @@ it accepted into the real Label Studio before it exits."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -49,6 +50,7 @@ pipeline: {{join_window_s: 30}}
     cli = Path(sys.executable).with_name("otel-labelstudio")
     env = {
         "PATH": str(Path(sys.executable).parent),
+        "OTEL_LABELSTUDIO_SPOOL_DIR": os.environ["OTEL_LABELSTUDIO_SPOOL_DIR"],
         "LS_KEY": label_studio.personal_access_token,
         "RECEIVER_TOKEN": token,
     }

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -14,27 +15,38 @@ from otel_labelstudio.errors import (
     TasksRejected,
 )
 from otel_labelstudio.model import Task
+from otel_labelstudio.spool import Spool
 
 
 class FakeLabelStudio:
-    """Scripted stand-in for labelstudio.LabelStudio: fails as told, rejects poisoned tasks."""
+    """Scripted stand-in for labelstudio.LabelStudio: fails as told, rejects poisoned tasks,
+    and can apply an import yet lose the answer (`apply_then_fail`)."""
 
     url = "http://127.0.0.1:1"
 
     def __init__(self) -> None:
         self.failures: list[LabelStudioError] = []
+        self.apply_then_fail: list[LabelStudioError] = []
         self.requests: list[list[str]] = []
         self.stored: list[str] = []
+        self.lookups = 0
 
-    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
-        keys = [t["data"]["key"] for t in tasks]
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+        decoded = [json.loads(t) for t in tasks]
+        keys = [t["data"]["key"] for t in decoded]
         self.requests.append(keys)
         if self.failures:
             raise self.failures.pop(0)
-        if any(t["data"].get("poison") for t in tasks):
+        if any(t["data"].get("poison") for t in decoded):
             raise TasksRejected("import: Label Studio answered 400: bad task", status_code=400)
         self.stored.extend(keys)
-        return list(range(len(tasks)))
+        if self.apply_then_fail:
+            raise self.apply_then_fail.pop(0)
+        return list(range(len(self.stored) - len(keys), len(self.stored)))
+
+    def find_span_keys(self, project_id: int, keys: Sequence[str]) -> Mapping[str, int]:
+        self.lookups += 1
+        return {k: self.stored.index(k) for k in keys if k in self.stored}
 
 
 class Clock:
@@ -51,37 +63,102 @@ def task(i: int, project: int = 1, poison: bool = False) -> Task:
     )
 
 
-def make(batch_size: int = 3) -> tuple[Delivery, FakeLabelStudio, Clock]:
+def make(
+    batch_size: int = 3, path: Path | None = None, linger_s: float = 0.0
+) -> tuple[Delivery, FakeLabelStudio, Clock]:
     fake = FakeLabelStudio()
     clock = Clock()
-    delivery = Delivery(fake, batch_size=batch_size, max_pending=100, clock=clock)  # type: ignore[arg-type]
+    spool = Spool(path, max_bytes=10 * 1024 * 1024, clock=clock)
+    delivery = Delivery(fake, spool, batch_size=batch_size, linger_s=linger_s, clock=clock)  # type: ignore[arg-type]
     return delivery, fake, clock
+
+
+def add(delivery: Delivery, tasks: list[Task]) -> int:
+    return delivery.spool.add_tasks(tasks)
 
 
 def test_batches_per_project_in_arrival_order() -> None:
     delivery, fake, _ = make(batch_size=3)
-    delivery.add([task(1), task(2, project=2), task(3), task(4), task(5)])
+    add(delivery, [task(1), task(2, project=2), task(3), task(4), task(5)])
     assert delivery.deliver()
     assert fake.requests == [["t:1", "t:3", "t:4"], ["t:2"], ["t:5"]]
-    assert delivery.delivered == 5 and delivery.pending == 0
+    assert delivery.delivered == 5 and delivery.spool.counts()["ready"] == 0
+    assert delivery.spool.delivered_count() == 5
+
+
+def test_a_partial_batch_waits_for_company_until_its_linger_ends() -> None:
+    delivery, fake, clock = make(batch_size=3, linger_s=1.0)
+    add(delivery, [task(1), task(2)])
+    assert not delivery.deliver()
+    assert fake.requests == []
+    assert delivery.next_due() == pytest.approx(clock.now + 1.0)
+    add(delivery, [task(3), task(4)])  # a full batch goes at once, the rest waits
+    assert not delivery.deliver()
+    assert fake.requests == [["t:1", "t:2", "t:3"]]
+    clock.now += 1.0
+    assert delivery.deliver()
+    assert fake.requests[-1] == ["t:4"]
 
 
 def test_same_key_is_delivered_once() -> None:
     delivery, fake, _ = make()
-    delivery.add([task(1), task(1)])
+    assert add(delivery, [task(1), task(1)]) == 1
     delivery.deliver()
-    delivery.add([task(1)])
+    assert add(delivery, [task(1)]) == 0  # the ledger has it
     delivery.deliver()
     assert fake.stored == ["t:1"]
-    assert delivery.dropped["duplicate"] == 2
 
 
-def test_one_bad_task_is_isolated_and_the_rest_land() -> None:
+def test_one_bad_task_goes_to_the_dead_letter_table_and_the_rest_land() -> None:
     delivery, fake, _ = make(batch_size=8)
-    delivery.add([task(i, poison=(i == 5)) for i in range(8)])
+    add(delivery, [task(i, poison=(i == 5)) for i in range(8)])
     assert delivery.deliver()
     assert sorted(fake.stored) == sorted(f"t:{i}" for i in range(8) if i != 5)
     assert delivery.dropped["rejected_by_label_studio"] == 1
+    (dead,) = delivery.spool.dead_letters()
+    assert dead.key == "t:5" and "bad task" in dead.reason
+    assert add(delivery, [task(5, poison=True)]) == 0  # not spooled again
+
+
+def test_an_import_applied_but_unanswered_is_looked_up_not_repeated() -> None:
+    delivery, fake, _ = make(batch_size=3)
+    fake.apply_then_fail = [LabelStudioUnavailable("timed out", outcome_unknown=True)]
+    add(delivery, [task(1), task(2)])
+    assert not delivery.deliver(everything=True)
+    assert delivery.spool.counts()["in_flight"] == 2
+    add(delivery, [task(3)])
+    assert delivery.deliver(ignore_backoff=True, everything=True)
+    assert fake.stored == ["t:1", "t:2", "t:3"]  # each once
+    assert fake.lookups == 1
+    assert delivery.dropped["already_in_label_studio"] == 2
+
+
+def test_a_crash_between_import_and_commit_is_reconciled_by_the_next_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool.db"
+    first, fake, _ = make(path=path)
+    add(first, [task(1), task(2)])
+    first.spool.mark_in_flight(["t:1", "t:2"])
+    fake.stored = ["t:1"]  # Label Studio got t:1's import; the process died before the commit
+    first.spool.close()
+    second, _, _ = make(path=path)
+    second.label_studio = fake  # type: ignore[assignment]
+    assert second.spool.recovered_in_flight == 2
+    assert second.deliver(everything=True)
+    assert fake.stored == ["t:1", "t:2"]
+
+
+def test_a_lost_connection_before_sending_retries_without_a_lookup() -> None:
+    delivery, fake, clock = make()
+    fake.failures = [LabelStudioUnavailable("cannot connect")]
+    add(delivery, [task(1)])
+    assert not delivery.deliver(everything=True)
+    assert delivery.spool.counts()["ready"] == 1
+    assert delivery.spool.counts()["in_flight"] == 0
+    clock.now += 60
+    assert delivery.deliver(everything=True)
+    assert fake.lookups == 0 and fake.stored == ["t:1"]
 
 
 def test_unavailable_keeps_tasks_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
@@ -91,7 +168,7 @@ def test_unavailable_keeps_tasks_and_backs_off(caplog: pytest.LogCaptureFixture)
         LabelStudioUnavailable("cannot connect"),
         LabelStudioUnavailable("cannot connect"),
     ]
-    delivery.add([task(1)])
+    add(delivery, [task(1)])
     assert not delivery.deliver()
     assert delivery.retry_at is not None and delivery.retry_at > clock.now
     assert not delivery.deliver()  # within the backoff: no request
@@ -115,23 +192,23 @@ def test_auth_failure_retries_at_the_slowest_pace_with_advice(
             "rejected the API key (401): use a Personal Access Token", status_code=401
         )
     ]
-    delivery.add([task(1)])
+    add(delivery, [task(1)])
     assert not delivery.deliver()
     assert delivery.retry_at == pytest.approx(clock.now + delivery.backoff.maximum_s)
     (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "Personal Access Token" in error.getMessage()
-    assert delivery.pending == 1
+    assert delivery.spool.counts()["ready"] == 1
 
 
 def test_flush_ignores_backoff_and_deadline_stops() -> None:
     delivery, fake, clock = make(batch_size=1)
     fake.failures = [LabelStudioUnavailable("down")]
-    delivery.add([task(1), task(2)])
+    add(delivery, [task(1), task(2)])
     assert not delivery.deliver()
     assert delivery.deliver(ignore_backoff=True)
-    delivery.add([task(3)])
+    add(delivery, [task(3)])
     assert not delivery.deliver(deadline=clock.now)  # deadline already passed
-    assert delivery.pending == 1
+    assert delivery.spool.counts()["ready"] == 1
 
 
 def test_backoff_grows_and_caps() -> None:

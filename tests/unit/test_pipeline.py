@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from otel_labelstudio.labelstudio import Project
 from otel_labelstudio.model import SpanRecord
 from otel_labelstudio.pipeline import Pipeline, acquire_shared, release_shared
 from otel_labelstudio.shaping import Shape, default_label_config
+from otel_labelstudio.spool import Spool
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
@@ -39,10 +41,15 @@ class ScriptedLabelStudio:
         self._call()
         return Project(id=project_id, title="x", label_config=default_label_config(Shape.PROMPT))
 
-    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
         self._call()
-        self.imported.extend(tasks)
+        self.imported.extend(json.loads(t) for t in tasks)
         return list(range(len(tasks)))
+
+    def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
+        self._call()
+        have = {f"{t['data']['trace_id']}:{t['data']['span_id']}" for t in self.imported}
+        return {k: 1 for k in keys if k in have}
 
     def _call(self) -> None:
         self.suppressed.append(
@@ -86,9 +93,9 @@ def scripted() -> ScriptedLabelStudio:
     return ScriptedLabelStudio()
 
 
-def make(scripted: ScriptedLabelStudio, **settings: Any) -> Pipeline:
+def make(scripted: ScriptedLabelStudio, spool: Spool | None = None, **settings: Any) -> Pipeline:
     values = {"api_key": "k", "project_name": "P", "join_window_s": 60.0, **settings}
-    return Pipeline(Settings.load(values, environ={}), label_studio=scripted)  # type: ignore[arg-type]
+    return Pipeline(Settings.load(values, environ={}), label_studio=scripted, spool=spool)  # type: ignore[arg-type]
 
 
 def test_flush_delivers_in_one_batch_with_instrumentation_suppressed(
@@ -105,13 +112,61 @@ def test_flush_delivers_in_one_batch_with_instrumentation_suppressed(
 
 
 def test_queue_bound_drops_and_counts(scripted: ScriptedLabelStudio) -> None:
-    scripted.down = True
     pipeline = make(scripted, max_queue_size=3)
-    assert pipeline.submit([llm_span(0), llm_span(1)], same)
+    with pipeline._queue_lock:
+        pipeline._queued_items = 2  # as if two items were waiting for the worker
     assert not pipeline.submit([llm_span(2), llm_span(3)], same)
     assert pipeline.stats()["dropped_queue_full"] == 2
-    assert not pipeline.force_flush(5)
-    assert not pipeline.shutdown(5)
+    with pipeline._queue_lock:
+        pipeline._queued_items = 0
+    assert pipeline.submit([llm_span(2), llm_span(3)], same)
+    assert pipeline.shutdown(5)
+    assert len(scripted.imported) == 2
+
+
+def test_spool_bound_drops_for_the_exporter_and_refuses_for_the_service(
+    scripted: ScriptedLabelStudio,
+) -> None:
+    scripted.down = True
+    spool = Spool(None, max_bytes=4_000)
+    pipeline = make(scripted, spool=spool)
+    spans = [llm_span(i) for i in range(40)]
+    accepted = sum(pipeline.accept([span]) for span in spans[:20])
+    assert 0 < accepted < 20
+    assert pipeline.stats()["refused_spool_full"] == 20 - accepted
+    assert spool.bytes_used <= 4_000
+    pipeline.submit(spans[20:], same)
+    assert not pipeline.force_flush(2)
+    assert pipeline.stats()["dropped_spool_full"] == 20
+    scripted.down = False
+    assert pipeline.force_flush(10)
+    assert len(scripted.imported) == accepted
+    pipeline.shutdown(5)
+
+
+def test_what_was_accepted_survives_the_process_and_is_delivered_once(
+    scripted: ScriptedLabelStudio, tmp_path: Path
+) -> None:
+    path = tmp_path / "spool.db"
+    scripted.down = True
+    first = make(scripted, spool=Spool(path, max_bytes=10_000_000))
+    assert first.accept([llm_span(i) for i in range(6)])
+    assert not first.force_flush(2)  # Label Studio down: the interactions wait in the spool
+    assert not first.shutdown(2)
+    scripted.down = False
+    second = make(scripted, spool=Spool(path, max_bytes=10_000_000))
+    assert second.accept([llm_span(5)])  # a sender's retry of one already accepted
+    assert second.force_flush(10)
+    prompts = sorted(t["data"]["prompt"] for t in scripted.imported)
+    assert prompts == sorted(f"q{i}" for i in range(6))
+    stats = second.stats()
+    assert stats.get("duplicate_interaction", 0) + stats.get("assembler_duplicate_span", 0) == 1
+    second.shutdown(5)
+    third = make(scripted, spool=Spool(path, max_bytes=10_000_000))
+    assert third.accept([llm_span(3)])  # long after delivery: the ledger knows it
+    assert third.force_flush(10)
+    assert len(scripted.imported) == 6
+    third.shutdown(5)
 
 
 def test_unreadable_items_cost_nothing_else(scripted: ScriptedLabelStudio) -> None:
@@ -188,7 +243,7 @@ def test_stages_skip_or_label_failed_calls_per_route(tmp_path: Any) -> None:
     def failed(service: str) -> Joined:
         return Joined(
             dataclasses.replace(
-                llm_span(1),
+                llm_span(len(service)),
                 status_code="ERROR",
                 status_message="rate limited",
                 resource={"service.name": service},
@@ -201,3 +256,64 @@ def test_stages_skip_or_label_failed_calls_per_route(tmp_path: Any) -> None:
     assert routed is not None
     destination, interaction = routed
     assert destination.project.title == "L" and interaction.error == "rate limited"
+
+
+def test_a_span_no_parser_survives_costs_only_itself(
+    scripted: ScriptedLabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_labelstudio import conventions
+
+    real = conventions.extract
+
+    def fragile(span: SpanRecord, events: Sequence[Any] = ()) -> Any:
+        if span.span_id == f"{2:016x}":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(span, events)
+
+    monkeypatch.setattr(conventions, "extract", fragile)
+    pipeline = make(scripted)
+    assert pipeline.accept([llm_span(i) for i in range(5)])
+    assert pipeline.force_flush(10)
+    assert sorted(t["data"]["prompt"] for t in scripted.imported) == ["q0", "q1", "q3", "q4"]
+    assert pipeline.stats()["dropped_unprocessable"] == 1
+    assert pipeline.spool.counts()["records"] == 0  # its record is not kept forever either
+    pipeline.shutdown(5)
+
+
+def test_one_call_traced_by_two_instrumentations_is_one_interaction() -> None:
+    from otel_labelstudio.assemble import Joined
+    from otel_labelstudio.pipeline import Stages
+    from otel_labelstudio.routing import Router
+
+    settings = Settings.load({"api_key": "k"}, environ={})
+    stages = Stages(settings, Router.from_settings(settings))
+
+    def call(span: int, start: int, end: int, question: str = "q") -> Joined:
+        record = dataclasses.replace(
+            llm_span(span), start_time_unix_nano=start, end_time_unix_nano=end
+        )
+        attributes = dict(record.attributes)
+        attributes["gen_ai.input.messages"] = messages("user", question)
+        return Joined(dataclasses.replace(record, attributes=attributes))
+
+    openinference_style = Joined(
+        SpanRecord(
+            trace_id="1" * 32,  # each instrumentation starts its own trace
+            span_id=f"{2:016x}",
+            name="ChatModel",
+            start_time_unix_nano=110,
+            end_time_unix_nano=190,
+            attributes={
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "q",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "a",
+            },
+        )
+    )
+    assert stages.route(call(1, 100, 200)) is not None
+    assert stages.route(openinference_style) is None  # the same call, nested in time
+    assert stages.route(call(3, 300, 400)) is not None  # the same text, asked again later
+    assert stages.route(call(4, 350, 450, question="other")) is not None
+    assert stages.counts["same_call_described_twice"] == 1

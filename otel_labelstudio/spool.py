@@ -1,0 +1,490 @@
+"""The durable spool: what we accepted, until Label Studio has it, and the ledger of what it has.
+
+One SQLite file (WAL), four tables:
+
+    inbox        GenAI spans and log events as received, until they have become a task (or
+                 turned out not to be one). A span waiting for its events, and events waiting for
+                 their span, are here: the service acknowledges a request only once its records
+                 are committed, so `kill -9` at any moment loses nothing acknowledged.
+    tasks        shaped tasks (JSON, ready to import), keyed by span key; state READY or
+                 IN_FLIGHT (an import was sent and its outcome is not known yet).
+    delivered    the ledger: span keys Label Studio has, with the task id it gave. The same span
+                 received again never becomes a second task.
+    dead_letter  tasks Label Studio refused for good (400), with its reason; `otel-labelstudio
+                 dlq` lists them and sends them back to `tasks`.
+
+Bounded in bytes: the payload bytes of `inbox` and `tasks` together stay under `max_bytes`;
+`add_records` answers False past it, so the service tells senders to retry and the exporter
+drops (counted). Commits use `synchronous=NORMAL`: durable against a crash of the process
+(what `kill -9` is), not against a power cut of the machine.
+
+The records are pickled: the spool is a private file of this process's user (mode 0600), read
+only by otel-labelstudio, and pickle is the one encoding that round-trips every attribute value
+(bytes, tuples) at C speed. It holds prompts before redaction (redaction depends on the route,
+which is chosen later): keep it where the telemetry itself may be kept.
+
+One process uses one spool file at a time (an exclusive lock beside it): `open_slot` takes the
+first free slot of a directory, so replicas and forked workers on one machine each have their own,
+and a restarted process picks up the file a dead one left.
+
+Thread-safe: one connection behind a lock; every method is one short transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import pickle
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from otel_labelstudio.model import EventRecord, SpanRecord, Task
+
+__all__ = ["DeadLetter", "Spool", "SpooledTask", "default_spool_dir", "encode_task"]
+
+logger = logging.getLogger(__name__)
+
+Record = SpanRecord | EventRecord
+
+READY = 0
+IN_FLIGHT = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    is_span INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    project_id INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, seq);
+CREATE TABLE IF NOT EXISTS delivered (
+    key TEXT PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    task_id INTEGER,
+    at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivered_at ON delivered (at);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    key TEXT PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+# How long the ledger remembers a delivered span: senders retry within minutes, replays of old
+# files are the operator's choice.
+LEDGER_TTL_S = 7 * 24 * 3600.0
+
+
+def default_spool_dir() -> Path:
+    """`$OTEL_LABELSTUDIO_SPOOL_DIR`, else otel-labelstudio's directory in the user's cache."""
+    configured = os.environ.get("OTEL_LABELSTUDIO_SPOOL_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "otel-labelstudio" / "spool"
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledTask:
+    key: str
+    project_id: int
+    payload: str  # JSON
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: str
+    project_id: int
+    reason: str
+    at: float
+    payload: str
+
+
+class Spool:
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        max_bytes: int,
+        clock: Any = time.time,
+        lock_file: TextIO | None = None,
+    ) -> None:
+        """`path` None: an in-memory spool (no durability, same behaviour otherwise)."""
+        self.path = path
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._lock_file = lock_file
+        self._lock = threading.Lock()
+        self._closed_counts: dict[str, int] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else str(path),
+            check_same_thread=False,
+            isolation_level=None,  # explicit transactions only
+            timeout=30.0,  # `otel-labelstudio dlq` may write while a service runs
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        # Tasks in flight when the last process stopped have an unknown outcome.
+        self.recovered_in_flight = self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 1")
+        self._bytes = self._scalar(
+            "SELECT COALESCE((SELECT SUM(LENGTH(body)) FROM inbox), 0)"
+            " + COALESCE((SELECT SUM(LENGTH(payload)) FROM tasks), 0)"
+        )
+        self.prune_ledger()
+
+    @classmethod
+    def open_slot(cls, directory: Path, name: str, *, max_bytes: int, slots: int = 64) -> Spool:
+        """The first spool file `<name>-<n>.db` in `directory` no other process holds."""
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for n in range(slots):
+            lock_path = directory / f"{name}-{n}.lock"
+            lock_file = open(lock_path, "a")  # noqa: SIM115 (held for the spool's lifetime)
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock_file.close()
+                continue
+            return cls(directory / f"{name}-{n}.db", max_bytes=max_bytes, lock_file=lock_file)
+        raise RuntimeError(f"all {slots} spool slots in {directory} are in use")
+
+    def close(self) -> None:
+        """Close the file; `counts()` keeps answering with the last figures."""
+        if self._closed_counts is not None:
+            return
+        last = self.counts()
+        with self._lock:
+            self._closed_counts = last
+            self._db.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def forget_in_child(self) -> None:
+        """In a forked child: the parent's connection and lock are the parent's; drop them
+        without closing (closing would act on what the parent still uses)."""
+        self._lock_file = None
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            row = self._db.execute(sql, params).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    # ---- inbox -----------------------------------------------------------------------------
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    @property
+    def full(self) -> bool:
+        return self._bytes >= self.max_bytes
+
+    def add_records(self, records: Sequence[Record]) -> bool:
+        """Commit `records`; False (nothing stored) when the spool is at its bound."""
+        if not records:
+            return True
+        rows = [
+            (_record_key(r), isinstance(r, SpanRecord), pickle.dumps(r, pickle.HIGHEST_PROTOCOL))
+            for r in records
+        ]
+        size = sum(len(body) for _, _, body in rows)
+        with self._lock:
+            if self._bytes + size > self.max_bytes:
+                return False
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO inbox (key, is_span, body) VALUES (?, ?, ?)", rows
+                )
+            self._bytes += size
+        return True
+
+    def read_records(self, after_id: int, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` records stored after row `after_id`, oldest first, with their row ids.
+        A row that cannot be read back is deleted and skipped (logged)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, body FROM inbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        found: list[tuple[int, Record]] = []
+        unreadable: list[int] = []
+        for row_id, body in rows:
+            try:
+                record = pickle.loads(body)  # noqa: S301 (our own private file; see the docstring)
+            except Exception:  # a corrupt row must not stop the rest
+                logger.exception("spool row %d is unreadable; dropped it", row_id)
+                unreadable.append(row_id)
+                continue
+            found.append((row_id, record))
+        if unreadable:
+            self.forget_records(unreadable)
+        return found
+
+    def forget_records(self, row_ids: Iterable[int]) -> None:
+        """The records are done with (a task now holds them, or they make none)."""
+        ids = [(i,) for i in row_ids]
+        if not ids:
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            freed = self._free_inbox(ids)
+            self._db.executemany("DELETE FROM inbox WHERE id = ?", ids)
+        self._bytes -= freed
+
+    def _free_inbox(self, ids: Sequence[tuple[int]]) -> int:
+        total = 0
+        for chunk in _chunks([i for (i,) in ids], 500):
+            marks = ",".join("?" * len(chunk))
+            row = self._db.execute(
+                f"SELECT COALESCE(SUM(LENGTH(body)), 0) FROM inbox WHERE id IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchone()
+            total += int(row[0])
+        return total
+
+    # ---- tasks -----------------------------------------------------------------------------
+
+    def add_tasks(self, tasks: Sequence[Task], consumed: Iterable[int] = ()) -> int:
+        """Store `tasks` and forget the inbox rows they were made from, in one transaction.
+        A task whose span is already spooled, delivered or dead-lettered is not stored again.
+        Returns how many were stored."""
+        now = self.clock()
+        encoded = [(t.key, t.project_id, encode_task(t.payload)) for t in tasks]
+        ids = [(i,) for i in consumed]
+        stored = added = 0
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            for key, project_id, payload in encoded:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO tasks (key, project_id, payload, created)"
+                    " SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE key = ?)"
+                    " AND NOT EXISTS (SELECT 1 FROM dead_letter WHERE key = ?)",
+                    (key, project_id, payload, now, key, key),
+                )
+                if cursor.rowcount:
+                    stored += 1
+                    added += len(payload)
+            freed = self._free_inbox(ids) if ids else 0
+            self._db.executemany("DELETE FROM inbox WHERE id = ?", ids)
+        self._bytes += added - freed
+        return stored
+
+    def ready_count(self) -> int:
+        return self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 0")
+
+    def counts(self) -> dict[str, int]:
+        """records: spans and events not yet made tasks (spans: the spans among them)."""
+        with self._lock:
+            if self._closed_counts is not None:
+                return dict(self._closed_counts)
+            row = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM inbox),"
+                " (SELECT COUNT(*) FROM inbox WHERE is_span),"
+                " (SELECT COUNT(*) FROM tasks WHERE state = 0),"
+                " (SELECT COUNT(*) FROM tasks WHERE state = 1),"
+                " (SELECT COUNT(*) FROM dead_letter)"
+            ).fetchone()
+        names = ("records", "spans", "ready", "in_flight", "dead_letter")
+        return dict(zip(names, (int(v) for v in row), strict=True))
+
+    def oldest_ready(self) -> float | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT created FROM tasks WHERE state = 0 ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return float(row[0]) if row else None
+
+    def next_batch(self, limit: int) -> list[SpooledTask]:
+        """The oldest ready task and the ready tasks of the same project after it."""
+        with self._lock:
+            first = self._db.execute(
+                "SELECT project_id FROM tasks WHERE state = 0 ORDER BY seq LIMIT 1"
+            ).fetchone()
+            if first is None:
+                return []
+            rows = self._db.execute(
+                "SELECT key, project_id, payload, created FROM tasks"
+                " WHERE state = 0 AND project_id = ? ORDER BY seq LIMIT ?",
+                (first[0], limit),
+            ).fetchall()
+        return [SpooledTask(*row) for row in rows]
+
+    def in_flight(self) -> list[SpooledTask]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, project_id, payload, created FROM tasks WHERE state = 1 ORDER BY seq"
+            ).fetchall()
+        return [SpooledTask(*row) for row in rows]
+
+    def mark_in_flight(self, keys: Sequence[str]) -> None:
+        """Committed before the import is sent: after a crash, these are checked in Label
+        Studio before they are imported again."""
+        self._set_state(keys, IN_FLIGHT, attempt=True)
+
+    def mark_ready(self, keys: Sequence[str]) -> None:
+        self._set_state(keys, READY, attempt=False)
+
+    def _set_state(self, keys: Sequence[str], state: int, *, attempt: bool) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE tasks SET state = ?, attempts = attempts + ? WHERE key = ?",
+                [(state, int(attempt), k) for k in keys],
+            )
+
+    def mark_delivered(self, delivered: Mapping[str, int | None], project_id: int) -> None:
+        """Label Studio has these (span key → its task id, when known): ledger them, drop
+        the tasks, in one transaction."""
+        now = self.clock()
+        keys = [(k,) for k in delivered]
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            freed = self._task_bytes(keys)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO delivered (key, project_id, task_id, at) VALUES (?,?,?,?)",
+                [(k, project_id, tid, now) for k, tid in delivered.items()],
+            )
+            self._db.executemany("DELETE FROM tasks WHERE key = ?", keys)
+        self._bytes -= freed
+
+    def _task_bytes(self, keys: Sequence[tuple[str]]) -> int:
+        total = 0
+        for chunk in _chunks([k for (k,) in keys], 500):
+            marks = ",".join("?" * len(chunk))
+            row = self._db.execute(
+                f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM tasks WHERE key IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchone()
+            total += int(row[0])
+        return total
+
+    def is_delivered(self, key: str) -> bool:
+        return bool(self._scalar("SELECT COUNT(*) FROM delivered WHERE key = ?", (key,)))
+
+    def delivered_count(self) -> int:
+        return self._scalar("SELECT COUNT(*) FROM delivered")
+
+    def prune_ledger(self, ttl_s: float = LEDGER_TTL_S) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM delivered WHERE at < ?", (self.clock() - ttl_s,))
+
+    # ---- dead letters ----------------------------------------------------------------------
+
+    def dead_letter(self, key: str, reason: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            freed = self._task_bytes([(key,)])
+            self._db.execute(
+                "INSERT OR REPLACE INTO dead_letter (key, project_id, payload, reason, at)"
+                " SELECT key, project_id, payload, ?, ? FROM tasks WHERE key = ?",
+                (reason, self.clock(), key),
+            )
+            self._db.execute("DELETE FROM tasks WHERE key = ?", (key,))
+        self._bytes -= freed
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, project_id, reason, at, payload FROM dead_letter ORDER BY at LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def redrive(self, keys: Sequence[str] | None = None) -> int:
+        """Send dead letters (all, or those of `keys`) back to be imported; returns how many."""
+        now = self.clock()
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            rows = self._dead_rows(keys)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tasks (key, project_id, payload, created)"
+                " VALUES (?, ?, ?, ?)",
+                [(key, project_id, payload, now) for key, project_id, payload in rows],
+            )
+            self._db.executemany("DELETE FROM dead_letter WHERE key = ?", [(r[0],) for r in rows])
+        self._bytes += sum(len(payload) for _, _, payload in rows)
+        return len(rows)
+
+    def purge_dead_letters(self, keys: Sequence[str] | None = None) -> int:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            rows = self._dead_rows(keys)
+            self._db.executemany("DELETE FROM dead_letter WHERE key = ?", [(r[0],) for r in rows])
+        return len(rows)
+
+    def _dead_rows(self, keys: Sequence[str] | None) -> list[tuple[str, int, str]]:
+        select = "SELECT key, project_id, payload FROM dead_letter"
+        if keys is None:
+            return list(self._db.execute(select).fetchall())
+        found: list[tuple[str, int, str]] = []
+        for key in keys:
+            found.extend(self._db.execute(f"{select} WHERE key = ?", (key,)).fetchall())
+        return found
+
+
+def encode_task(payload: Mapping[str, Any]) -> str:
+    """A task as the import request carries it. Values JSON cannot hold (bytes from a binary
+    attribute, sets) become readable text rather than an error; NaN and infinities, which
+    strict JSON parsers refuse, become null."""
+    try:
+        return json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_readable
+        )
+    except ValueError:  # NaN or infinity somewhere: rare, so the slow path is fine
+        return json.dumps(
+            _finite(payload), ensure_ascii=False, separators=(",", ":"), default=_readable
+        )
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>" if len(value) > 64 else value.hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _record_key(record: Record) -> str:
+    return f"{record.trace_id}:{record.span_id}"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

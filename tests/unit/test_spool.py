@@ -1,0 +1,140 @@
+"""spool.py: what is committed survives, the byte bound holds, slots keep processes apart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_labelstudio.model import EventRecord, SpanRecord, Task
+from otel_labelstudio.spool import Spool
+
+
+def span(i: int, text: str = "hello") -> SpanRecord:
+    return SpanRecord(
+        trace_id="ab" * 16,
+        span_id=f"{i:016x}",
+        name="chat",
+        start_time_unix_nano=1,
+        end_time_unix_nano=2,
+        attributes={"gen_ai.prompt": text, "bytes": b"\x00\xff", "list": (1, 2.5, "x")},
+    )
+
+
+def task(i: int, project: int = 1) -> Task:
+    return Task(key=f"k:{i}", project_id=project, payload={"data": {"text": f"t{i} é"}})
+
+
+def test_records_round_trip_exactly_and_in_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
+    event = EventRecord(name="gen_ai.user.message", time_unix_nano=3, attributes={}, body={"a": 1})
+    assert spool.add_records([span(1), event, span(2)])
+    rows = spool.read_records(0, 10)
+    assert [r for _, r in rows] == [span(1), event, span(2)]
+    assert spool.read_records(rows[1][0], 10) == rows[2:]
+    spool.forget_records([rows[0][0]])
+    assert [r for _, r in spool.read_records(0, 10)] == [event, span(2)]
+
+
+def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    code = (
+        "import os, sys\n"
+        "from otel_labelstudio.spool import Spool\n"
+        "from otel_labelstudio.model import Task\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_spool import span\n"
+        "s = Spool(__import__('pathlib').Path(sys.argv[1]), max_bytes=10**6)\n"
+        "assert s.add_records([span(1), span(2)])\n"
+        "s.add_tasks([Task('k:1', 1, {'data': {}})], consumed=[1])\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(Path(__file__).parent)], check=False
+    )
+    assert result.returncode == -9
+    spool = Spool(path, max_bytes=1_000_000)
+    assert [r for _, r in spool.read_records(0, 10)] == [span(2)]
+    assert [t.key for t in spool.next_batch(10)] == ["k:1"]
+
+
+def test_the_byte_bound_refuses_whole_requests_and_frees_on_delivery() -> None:
+    spool = Spool(None, max_bytes=3_000)
+    accepted = 0
+    while spool.add_records([span(accepted, "x" * 200)]):
+        accepted += 1
+    assert 3 <= accepted < 15
+    assert spool.bytes_used <= 3_000
+    assert not spool.add_records([span(99, "x" * 200)])
+    rows = spool.read_records(0, 100)
+    spool.add_tasks([task(i) for i in range(2)], consumed=[row_id for row_id, _ in rows])
+    assert spool.counts()["records"] == 0
+    spool.mark_delivered({"k:0": 10, "k:1": 11}, project_id=1)
+    assert spool.bytes_used == 0
+    assert spool.add_records([span(99, "x" * 200)])
+
+
+def test_a_key_is_spooled_once_and_never_after_delivery_or_dead_letter() -> None:
+    spool = Spool(None, max_bytes=1_000_000)
+    assert spool.add_tasks([task(1), task(1), task(2), task(3)]) == 3
+    assert spool.add_tasks([task(1)]) == 0
+    spool.mark_delivered({"k:1": 5}, project_id=1)
+    spool.dead_letter("k:2", "Label Studio answered 400: no field 'prompt'")
+    assert spool.add_tasks([task(1), task(2)]) == 0
+    assert [t.key for t in spool.next_batch(10)] == ["k:3"]
+    assert spool.is_delivered("k:1")
+
+
+def test_batches_are_per_project_oldest_first() -> None:
+    spool = Spool(None, max_bytes=1_000_000)
+    spool.add_tasks([task(1, project=7), task(2, project=8), task(3, project=7)])
+    assert [t.key for t in spool.next_batch(10)] == ["k:1", "k:3"]
+    spool.mark_in_flight(["k:1", "k:3"])
+    assert [t.key for t in spool.next_batch(10)] == ["k:2"]
+    assert [t.key for t in spool.in_flight()] == ["k:1", "k:3"]
+
+
+def test_dead_letters_are_listed_redriven_and_purged() -> None:
+    spool = Spool(None, max_bytes=1_000_000)
+    spool.add_tasks([task(1), task(2), task(3)])
+    for key in ("k:1", "k:2", "k:3"):
+        spool.dead_letter(key, f"rejected {key}")
+    assert [d.key for d in spool.dead_letters()] == ["k:1", "k:2", "k:3"]
+    assert spool.counts()["ready"] == 0
+    assert spool.redrive(["k:2"]) == 1
+    assert [t.key for t in spool.next_batch(10)] == ["k:2"]
+    assert spool.purge_dead_letters(["k:3"]) == 1
+    assert spool.redrive() == 1
+    assert sorted(t.key for t in spool.next_batch(10)) == ["k:1", "k:2"]
+    assert spool.dead_letters() == []
+
+
+def test_an_unreadable_row_is_dropped_and_the_rest_read(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
+    spool.add_records([span(1), span(2)])
+    spool._db.execute("UPDATE inbox SET body = x'00ff' WHERE id = 1")
+    assert [r for _, r in spool.read_records(0, 10)] == [span(2)]
+    assert spool.counts()["records"] == 1
+
+
+def test_slots_keep_processes_apart_and_a_free_slot_is_reused(tmp_path: Path) -> None:
+    first = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
+    second = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
+    assert first.path == tmp_path / "spool-x-0.db"
+    assert second.path == tmp_path / "spool-x-1.db"
+    first.add_records([span(1)])
+    first.close()
+    third = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
+    assert third.path == tmp_path / "spool-x-0.db"
+    assert len(third.read_records(0, 10)) == 1  # what the first left behind
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_the_spool_file_is_private(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "dir" / "s.db", max_bytes=1_000_000)
+    spool.add_records([span(1)])
+    assert (tmp_path / "dir" / "s.db").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "dir").stat().st_mode & 0o077 == 0
