@@ -138,3 +138,36 @@ def test_the_spool_file_is_private(tmp_path: Path) -> None:
     spool.add_records([span(1)])
     assert (tmp_path / "dir" / "s.db").stat().st_mode & 0o077 == 0
     assert (tmp_path / "dir").stat().st_mode & 0o077 == 0
+
+
+def test_dlq_commands_list_redrive_and_purge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from otel_labelstudio.cli import main
+    from otel_labelstudio.config import Settings
+    from otel_labelstudio.pipeline import open_spool
+
+    monkeypatch.setenv("OTEL_LABELSTUDIO_SPOOL_DIR", str(tmp_path))
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    spool = open_spool(Settings.load({}, environ={"LABEL_STUDIO_URL": "http://127.0.0.1:9"}))
+    spool.add_tasks([task(1), task(2), task(3)])
+    for key in ("k:1", "k:2", "k:3"):
+        spool.dead_letter(key, f"Label Studio answered 400: {key} does not fit")
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["dlq", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["k:1", "k:2", "k:3"]
+    as_json = runner.invoke(main, ["dlq", "list", "--json"])
+    first = json.loads(as_json.output.splitlines()[0])
+    assert first["task"] == {"data": {"text": "t1 é"}} and "does not fit" in first["reason"]
+
+    assert runner.invoke(main, ["dlq", "redrive"]).exit_code == 2  # keys or --all
+    assert "1 dead letter(s) redriven" in runner.invoke(main, ["dlq", "redrive", "k:2"]).output
+    assert "2 dead letter(s) purged" in runner.invoke(main, ["dlq", "purge", "--all"]).output
+    assert [t.key for t in spool.next_batch(10)] == ["k:2"]
+    assert spool.dead_letters() == []
