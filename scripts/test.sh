@@ -14,6 +14,11 @@ echo "==> mypy" >&2
 .venv/bin/mypy
 echo "==> pytest" >&2
 bash scripts/ensure-chromium.sh  # Debian's chromium for tests/integration/test_browser.py
+# The Collector and telemetrygen for tests/integration/test_collector.py, built once and cached
+# (first time: minutes, outside pytest's per-test timeout); without Go (status 3) those tests skip.
+for tool in collector telemetrygen; do
+  bash scripts/build-collector.sh "$tool" >/dev/null || [ "$?" -eq 3 ]
+done
 # `|| status=$?` keeps set -e from exiting before we can report; 5 (no tests collected) is a
 # failure too, which it already is by being non-zero.
 if [ "$#" -eq 0 ]; then
