@@ -377,7 +377,8 @@ class Settings(BaseModel):
     # "auto": prompt for a single prompt, dialogue otherwise.
     mode: Literal["prompt", "chat", "auto"] = "prompt"
     batch_size: int = Field(default=500, ge=1, le=5000)
-    max_queue_size: int = Field(default=20_000, ge=1)
+    # Telemetry items held in memory: the exporter queue, and spans waiting for their events.
+    max_queue_size: int = Field(default=5_000, ge=1)
     # How long a task may wait for others to fill its import batch (a full batch goes at once).
     schedule_delay_s: float = Field(default=1.0, gt=0, le=2.0)
     # How long a span waits for its log-record events before it is turned into a task.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ class LabelStudio:
         self._timeout_s = timeout_s
         self._sdk: SdkClient | None = None
         self._http: httpx.Client | None = None
+        self._building = threading.Lock()  # the worker and the importer may both connect first
 
     def __repr__(self) -> str:  # never show the key
         return f"LabelStudio(url={self.url!r})"
@@ -65,7 +67,9 @@ class LabelStudio:
         # thread, and the SDK validates a JWT's expiry in its constructor, which must surface as
         # our AuthenticationFailed rather than escape from the exporter's constructor.
         if self._sdk is None:
-            with _translated("connect"):
+            with self._building, _translated("connect"):
+                if self._sdk is not None:  # another thread built it meanwhile
+                    return self._sdk
                 from label_studio_sdk import LabelStudio as Sdk
 
                 # max_retries=0: the SDK retries every method, imports included, so an import
@@ -79,6 +83,10 @@ class LabelStudio:
                     httpx_client=self._http,
                 )
         return self._sdk
+
+    def warm_up(self) -> None:
+        """Import and build the SDK client now (no request is sent)."""
+        self._client  # noqa: B018
 
     def get_project(self, project_id: int) -> Project:
         try:
@@ -214,6 +222,7 @@ class LabelStudio:
         would act on sockets the parent still uses); the next call connects anew."""
         self._sdk = None
         self._http = None
+        self._building = threading.Lock()  # a thread of the parent may have held it
 
     def close(self) -> None:
         if self._http is not None:

@@ -179,7 +179,11 @@ class Pipeline:
         """Create the worker's state and start its threads. In a forked child, the state copied
         from the parent is dropped: what the parent had queued is the parent's to deliver."""
         settings = self.settings
-        self.assembler = Assembler(window_s=settings.join_window_s)
+        # Past max_queue_size spans waiting for their events, the oldest go early: memory is
+        # bounded whatever the load, and a span short of some events beats a refused request.
+        self.assembler = Assembler(
+            window_s=settings.join_window_s, max_spans=settings.max_queue_size
+        )
         self.delivery = Delivery(
             self.label_studio,
             self.spool,
@@ -346,6 +350,7 @@ class Pipeline:
 
     def _run(self) -> None:
         with _instrumentation_suppressed():
+            self._warm_up()
             while not self._stopping:
                 self._wake.wait(self._sleep_time())
                 self._wake.clear()
@@ -360,6 +365,17 @@ class Pipeline:
                     with self._flush_done:
                         self._flush_completed = flush_ticket
                         self._flush_done.notify_all()
+
+    def _warm_up(self) -> None:
+        """Pay for importing label-studio-sdk and its label-config parser (~2-3 s of CPU) now,
+        on the worker, rather than when the first tasks are waiting."""
+        from otel_labelstudio.shaping import Shape, default_label_config, parse_label_config
+
+        try:
+            self.label_studio.warm_up()
+            parse_label_config(default_label_config(Shape.PROMPT))
+        except Exception:  # whatever fails here fails again, reported, on first use
+            logger.debug("warming up failed", exc_info=True)
 
     def _run_delivery(self) -> None:
         with _instrumentation_suppressed():
@@ -438,9 +454,14 @@ class Pipeline:
 
     def _read_inbox(self, now: float, *, everything: bool) -> None:
         """Spooled records → the assembler, as far as memory allows: while Label Studio cannot
-        take tasks, the rest waits on disk, not here."""
+        take tasks (no project yet, or a backlog of tasks it has not taken), the rest waits on
+        disk, not here."""
+        if self._awaiting_project and not everything:
+            return  # their project is not known yet: Label Studio is down or refusing
+        if self.delivery.failing and self.spool.ready_count() >= 4 * self.settings.batch_size:
+            return
         while True:
-            room = self.settings.max_queue_size - len(self.assembler) - len(self._awaiting_project)
+            room = self.settings.max_queue_size - len(self._awaiting_project)
             if room <= 0:
                 return
             rows = self.spool.read_records(self._cursor, min(room, _INBOX_READ))

@@ -6,13 +6,15 @@
    from the same spans) are posted straight to the import API, pre-built batches of 1,000 and of
    `batch_size` (500), one request at a time, into a fresh project. Tasks/s = tasks / wall time.
 2. `serve` end to end: `otel-labelstudio serve` runs as its own process with a durable spool;
+   after a first stream of 200 interactions (timed apart: loading the SDK, creating the project),
    this process sends the interactions as OTLP/HTTP protobuf requests of 100 spans, 4 in flight
-   (as the Collector or an SDK would), and polls Label Studio until every task is there. Tasks/s
-   = tasks / (first request sent → last task stored); printed next to the bulk rate, with the
-   goal (≥ 90 % of it). Checked: exactly one task per interaction.
+   (as the Collector or an SDK would), and polls serve's /metrics until it has imported every
+   task (polling Label Studio would load the server being measured), then counts the tasks in
+   Label Studio. Tasks/s = tasks / (first request sent → last task imported); printed next to
+   the bulk rate, with the goal (≥ 90 % of it).
 3. Memory while Label Studio is down for the whole run: `serve` pointed at a closed port gets
-   the same stream; its RSS is sampled every 0.2 s (/proc) and the peak (VmHWM) printed with
-   the goal (flat, ≤ 300 MB).
+   a stream of `--rss-interactions` (30,000); its RSS is sampled every 0.2 s (/proc) and the
+   peak (VmHWM) printed with the goal (flat, ≤ 300 MB).
 
 One Label Studio (SQLite, this machine's 2 cores shared by it, `serve` and the sender): all
 three numbers come from the same run on the same machine.
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from faults_support import interactions_request
 
 PER_REQUEST = 100
+WARM_UP = 200
 IN_FLIGHT = 4
 GOAL_SHARE = 0.90
 GOAL_RSS_MB = 300
@@ -122,9 +125,9 @@ spool: {{path: "{directory / (title + "-spool")}"}}
     return config, http_port
 
 
-def send_all(http_port: int, count: int) -> None:
+def send_all(http_port: int, count: int, first_id: int = 0) -> None:
     bodies = [
-        interactions_request(first, min(PER_REQUEST, count - first), service="bench")
+        interactions_request(first_id + first, min(PER_REQUEST, count - first), service="bench")
         for first in range(0, count, PER_REQUEST)
     ]
     url = f"http://127.0.0.1:{http_port}/v1/traces"
@@ -155,6 +158,13 @@ def task_count(label_studio: object, title: str) -> int:
     return 0
 
 
+def imported(http_port: int) -> float:
+    for line in httpx.get(f"http://127.0.0.1:{http_port}/metrics").text.splitlines():
+        if line.startswith("otel_labelstudio_tasks_imported_total"):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -167,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--interactions", type=int, default=10_000)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--rss-interactions", type=int, default=30_000)
     args = parser.parse_args(argv)
     count = args.interactions
 
@@ -197,16 +208,27 @@ def main(argv: list[str] | None = None) -> int:
         config, http_port = write_config(work, label_studio.url, title)
         serve = start_serve(config, env, http_port)
         try:
+            # A running service: its project exists and the SDK is loaded. A first stream of
+            # WARM_UP interactions (other span ids) gets it there, timed on its own.
+            started = time.perf_counter()
+            send_all(http_port, WARM_UP, first_id=count)
+            while imported(http_port) < WARM_UP:
+                time.sleep(0.05)
+            print(
+                f"cold start: the first {WARM_UP} interactions (SDK import, project creation) "
+                f"took {time.perf_counter() - started:.1f} s"
+            )
             started = time.perf_counter()
             send_all(http_port, count)
             sent = time.perf_counter() - started
-            while task_count(label_studio, title) < count:
+            # Poll serve's own counter (asking Label Studio would load the server measured).
+            while imported(http_port) < count + WARM_UP:
                 if time.perf_counter() - started > 600:
                     raise SystemExit("not every task arrived within 10 minutes")
-                time.sleep(0.2)
+                time.sleep(0.05)
             elapsed = time.perf_counter() - started
             time.sleep(2)
-            stored = task_count(label_studio, title)
+            stored = task_count(label_studio, title) - WARM_UP
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(60)
@@ -238,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.start()
             try:
                 baseline = rss_mb(serve.pid)[0]
-                send_all(http_port, count)
+                send_all(http_port, args.rss_interactions)
                 time.sleep(3)
                 stop.set()
                 sampler.join()
@@ -252,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             ]
             quarter = max(1, len(samples) // 4)
             print(
-                f"Label Studio down for the whole run: RSS {baseline:.0f} MB at start, "
-                f"{samples[quarter]:.0f} / {samples[2 * quarter]:.0f} / {samples[-1]:.0f} MB at "
-                f"1/4, 1/2, end of the stream; peak {peak:.0f} MB "
+                f"Label Studio down for the whole run, {args.rss_interactions:,} interactions: "
+                f"RSS {baseline:.0f} MB at start, {samples[quarter]:.0f} / "
+                f"{samples[2 * quarter]:.0f} / {samples[3 * quarter]:.0f} / {samples[-1]:.0f} MB"
+                f" at 1/4, 1/2, 3/4, end of the stream; peak {peak:.0f} MB "
                 f"(goal ≤ {GOAL_RSS_MB} MB: {'met' if peak <= GOAL_RSS_MB else 'NOT met'}); "
                 + "; ".join(spooled)
             )
