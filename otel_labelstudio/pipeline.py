@@ -37,7 +37,7 @@ from otel_labelstudio.config import RedactionRuleSpec, Settings
 from otel_labelstudio.delivery import Backoff, Delivery, OutageLog
 from otel_labelstudio.errors import LabelStudioError, LabelStudioRejected
 from otel_labelstudio.labelstudio import LabelStudio
-from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task, span_key
+from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task
 from otel_labelstudio.redaction import Redactor
 from otel_labelstudio.routing import Destination, ProjectRef, Router
 from otel_labelstudio.spool import Spool, default_spool_dir
@@ -172,8 +172,14 @@ class Pipeline:
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             # A forked child (gunicorn, multiprocessing) has no worker thread: start its own.
+            # No thread of ours may be inside SQLite at the fork: a mutex SQLite held would stay
+            # locked in the child for ever (measured: the child's first connect hung).
             this = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
+            os.register_at_fork(
+                before=lambda: _quiesce_for_fork(this, hold=True),
+                after_in_parent=lambda: _quiesce_for_fork(this, hold=False),
+                after_in_child=lambda: _restart_in_child(this),
+            )
 
     def _start_worker(self) -> None:
         """Create the worker's state and start its threads. In a forked child, the state copied
@@ -203,10 +209,11 @@ class Pipeline:
         self._delivery_flush_requested = 0
         self._delivery_flush_completed = 0
         self._flush_done = threading.Condition(self._lock)
-        # Spool rows behind what the worker holds in memory, by span key; the inbox cursor.
-        self._rows: dict[str, list[int]] = {}
+        # The spool row behind each record the worker holds in memory (by the record's id(): the
+        # assembler keeps every record alive until it hands it back); the inbox cursor.
+        self._rows: dict[int, int] = {}
         self._cursor = 0
-        self._awaiting_project: list[tuple[Destination, Interaction]] = []
+        self._awaiting_project: list[tuple[Destination, Interaction, list[int]]] = []
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
         self._warned_full = False
@@ -423,12 +430,17 @@ class Pipeline:
                 self.counts["dropped_unprocessable"] += 1
                 logger.exception("could not turn span %s into an interaction", joined.span.key)
                 routed = None
+            rows = self._rows_of([joined.span, *joined.events])
             if routed is None:
-                self._finished(joined.span.key)
+                self.spool.forget_records(rows)  # the span makes no task
             else:
-                self._awaiting_project.append(routed)
-        self._discard(self.assembler.take_discarded())
+                self._awaiting_project.append((*routed, rows))
+        # Records the assembler let go of (duplicates, late or orphaned events).
+        self.spool.forget_records(self._rows_of(self.assembler.take_discarded()))
         self._shape_awaiting(force=flush)
+
+    def _rows_of(self, records: Sequence[Record]) -> list[int]:
+        return [row for row in (self._rows.pop(id(r), None) for r in records) if row is not None]
 
     def _take_incoming(self) -> None:
         """The exporter's queue → records → the spool's inbox (one transaction per batch)."""
@@ -468,32 +480,13 @@ class Pipeline:
             for n, (row_id, record) in enumerate(rows, 1):
                 _let_the_application_run(n)
                 self._cursor = row_id
-                key = span_key(record.trace_id, record.span_id)
-                self._rows.setdefault(key, []).append(row_id)
+                self._rows[id(record)] = row_id
                 if isinstance(record, SpanRecord):
                     self.assembler.add_span(record, now)
                 else:
                     self.assembler.add_event(record, now)
             if len(rows) < _INBOX_READ or not everything:
                 return
-
-    def _finished(self, key: str) -> None:
-        """The span made no task: its records are done with."""
-        rows = self._rows.pop(key, None)
-        if rows:
-            self.spool.forget_records(rows)
-
-    def _discard(self, keys: Sequence[str]) -> None:
-        """Records the assembler let go of (late or orphaned events, duplicates); those of a
-        span still waiting for its project stay until its task is spooled."""
-        if not keys:
-            return
-        waiting = {interaction.key for _, interaction in self._awaiting_project}
-        rows: list[int] = []
-        for key in keys:
-            if key not in waiting and key not in self.assembler:
-                rows.extend(self._rows.pop(key, ()))
-        self.spool.forget_records(rows)
 
     def _shape_awaiting(self, *, force: bool) -> None:
         from otel_labelstudio.shaping import task_for
@@ -502,14 +495,14 @@ class Pipeline:
             return
         if not force and self.clock() < self._project_retry_at:
             return
-        still_waiting: list[tuple[Destination, Interaction]] = []
+        still_waiting: list[tuple[Destination, Interaction, list[int]]] = []
         tasks: list[Task] = []
         consumed: list[int] = []
-        for n, (destination, interaction) in enumerate(self._awaiting_project, 1):
+        for n, (destination, interaction, rows) in enumerate(self._awaiting_project, 1):
             _let_the_application_run(n)
             project = self._resolve(destination.project, force=force)
             if project is None:
-                still_waiting.append((destination, interaction))
+                still_waiting.append((destination, interaction, rows))
                 continue
             try:
                 tasks.append(
@@ -523,7 +516,7 @@ class Pipeline:
             except Exception:  # one interaction that cannot be shaped costs only itself
                 self.counts["dropped_unprocessable"] += 1
                 logger.exception("could not shape the task for span %s", interaction.key)
-            consumed.extend(self._rows.pop(interaction.key, ()))
+            consumed.extend(rows)
         self._awaiting_project = still_waiting
         if tasks or consumed:
             stored = self.spool.add_tasks(tasks, consumed)
@@ -609,8 +602,20 @@ def _let_the_application_run(items_done: int) -> None:
         time.sleep(0)
 
 
+def _quiesce_for_fork(pipeline: weakref.ref[Pipeline], *, hold: bool) -> None:
+    found = pipeline()
+    if found is None:
+        return
+    if hold:
+        found.spool.hold_for_fork()
+    else:
+        found.spool.release_after_fork()
+
+
 def _restart_in_child(pipeline: weakref.ref[Pipeline]) -> None:
     found = pipeline()
+    if found is not None:
+        found.spool.release_after_fork()
     if found is not None and not found._stopping:
         found.label_studio.forget_connections()
         found.spool.forget_in_child()

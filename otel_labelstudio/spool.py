@@ -185,6 +185,14 @@ class Spool:
                 self._lock_file.close()
                 self._lock_file = None
 
+    def hold_for_fork(self) -> None:
+        """Before `fork()`: wait until no thread is inside SQLite, and keep it so."""
+        self._lock.acquire()
+
+    def release_after_fork(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
     def forget_in_child(self) -> None:
         """In a forked child: the parent's connection and lock are the parent's; drop them
         without closing (closing would act on what the parent still uses)."""

@@ -28,6 +28,7 @@ when it finds none of its own content. They are tried in this order and the firs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from otel_labelstudio.conventions import (
     genai_content_events,
@@ -59,11 +60,36 @@ FAMILIES: tuple[Family, ...] = (
 
 
 def extract(span: SpanRecord, events: Sequence[EventRecord] = ()) -> Interaction | None:
-    """The Interaction a span describes, or None when it is not an LLM call."""
+    """The Interaction a span describes, or None when it is not an LLM call.
+
+    The first family that answers describes the call. When its answer lacks the input or the
+    output and a later family has that side (Traceloop's LangChain event mode puts the answer
+    on the span and the prompt only in log events), the missing side is taken from the later
+    one; a side already found is never taken twice."""
+    found: Interaction | None = None
     for family in FAMILIES:
         interaction = family(span, events)
-        if interaction is not None:
-            return interaction
+        if interaction is None:
+            continue
+        found = interaction if found is None else _complete(found, interaction)
+        if found.input and found.output:
+            return found
+    if found is not None:
+        return found
     if names_an_llm_call(span):
         return build_interaction(span, NO_CONTENT, Content())
     return None
+
+
+def _complete(found: Interaction, other: Interaction) -> Interaction:
+    if not found.input and other.input:
+        found = replace(
+            found,
+            input=other.input,
+            system_instructions=found.system_instructions or other.system_instructions,
+        )
+    if not found.output and other.output:
+        found = replace(
+            found, output=other.output, finish_reasons=found.finish_reasons or other.finish_reasons
+        )
+    return found

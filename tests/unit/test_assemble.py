@@ -65,7 +65,93 @@ def test_flush_releases_everything_and_overflow_releases_oldest() -> None:
     assert [j.span.span_id for j in a.release(now=0.0, everything=True)] == ["s1", "s2"]
 
 
-def test_event_without_ids_is_counted() -> None:
+APP = {"service.name": "app", "service.instance.id": "i-1"}
+OTHER = {"service.name": "app", "service.instance.id": "i-2"}
+
+
+def timed_span(span_id: str, start: int, end: int, trace: str = TRACE) -> SpanRecord:
+    return SpanRecord(
+        trace_id=trace,
+        span_id=span_id,
+        name="chat",
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes={"gen_ai.operation.name": "chat"},
+        resource=APP,
+    )
+
+
+def unnamed(at: int, content: str, resource: dict[str, str] = APP, **ids: str) -> EventRecord:
+    return EventRecord(
+        name="gen_ai.choice",
+        time_unix_nano=at,
+        attributes={},
+        body={"content": content},
+        resource=resource,
+        **ids,
+    )
+
+
+SECOND = 1_000_000_000
+
+
+def test_events_naming_no_span_join_the_span_they_happened_in() -> None:
+    """Traceloop's event mode: no ids at all, or only the trace; joined by process instance and
+    time, never across traces or processes."""
     a = Assembler(window_s=1.0)
-    a.add_event(EventRecord(name="gen_ai.choice", time_unix_nano=1, attributes={}), now=0.0)
-    assert a.dropped["event_without_span_id"] == 1
+    a.add_event(unnamed(10 * SECOND + 5, "first"), now=0.0)
+    a.add_event(unnamed(20 * SECOND + 5, "second", trace_id=TRACE), now=0.0)
+    a.add_event(unnamed(20 * SECOND + 6, "other trace", trace_id="f" * 32), now=0.0)
+    a.add_event(unnamed(10 * SECOND + 6, "other process", resource=OTHER), now=0.0)
+    a.add_span(timed_span("s1", 10 * SECOND, 11 * SECOND), now=0.0)
+    a.add_span(timed_span("s2", 20 * SECOND, 21 * SECOND), now=0.0)
+    joined = {j.span.span_id: [e.body["content"] for e in j.events] for j in a.release(2.0)}
+    assert joined == {"s1": ["first"], "s2": ["second"]}
+    assert a.take_discarded() == []
+    list(a.release(100.0))  # past the time to live: the two that fit no span are let go
+    assert sorted(e.body["content"] for e in a.take_discarded()) == [
+        "other process",
+        "other trace",
+    ]
+    assert a.dropped["event_without_span"] == 2
+
+
+def test_events_naming_a_workflow_span_join_the_llm_span_inside_it() -> None:
+    a = Assembler(window_s=1.0)
+    workflow_event = unnamed(10 * SECOND + 5, "prompt", trace_id=TRACE, span_id="workflow")
+    a.add_event(workflow_event, now=0.0)
+    a.add_span(timed_span("llm", 10 * SECOND, 11 * SECOND), now=0.0)
+    (joined,) = a.release(2.0)
+    assert joined.events == [workflow_event]
+
+
+def test_a_span_whose_events_name_it_takes_no_one_elses() -> None:
+    a = Assembler(window_s=1.0)
+    own = unnamed(10 * SECOND + 1, "own", trace_id=TRACE, span_id="llm")
+    foreign = unnamed(10 * SECOND + 2, "workflow's", trace_id=TRACE, span_id="workflow")
+    a.add_event(own, now=0.0)
+    a.add_event(foreign, now=0.0)
+    a.add_span(timed_span("llm", 10 * SECOND, 11 * SECOND), now=0.0)
+    (joined,) = a.release(2.0)
+    assert joined.events == [own]
+
+
+def test_every_record_leaves_exactly_once() -> None:
+    a = Assembler(window_s=1.0, max_events=3)
+    records: list[object] = []
+    for i in range(5):
+        record = unnamed(i, f"e{i}", trace_id=TRACE, span_id=f"x{i}")
+        records.append(record)
+        a.add_event(record, now=0.0)  # over max_events: the oldest are let go
+    first = timed_span("s", 0, 1)
+    duplicate = timed_span("s", 0, 1)
+    a.add_span(first, now=0.0)
+    a.add_span(duplicate, now=0.0)
+    records += [first, duplicate]
+    out: list[object] = []
+    for joined in a.release(100.0, everything=True):
+        out += [joined.span, *joined.events]
+    out += a.take_discarded()
+    list(a.release(1000.0))
+    out += a.take_discarded()
+    assert sorted(map(id, out)) == sorted(map(id, records))

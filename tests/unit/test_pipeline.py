@@ -317,3 +317,46 @@ def test_one_call_traced_by_two_instrumentations_is_one_interaction() -> None:
     assert stages.route(call(3, 300, 400)) is not None  # the same text, asked again later
     assert stages.route(call(4, 350, 450, question="other")) is not None
     assert stages.counts["same_call_described_twice"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forking_while_the_spool_is_busy_never_hangs_the_child(
+    scripted: ScriptedLabelStudio, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    pipeline = make(scripted, spool=Spool(tmp_path / "busy.db", max_bytes=100_000_000))
+    stop = threading.Event()
+
+    def busy() -> None:
+        i = 100
+        while not stop.is_set():
+            pipeline.accept([llm_span(i + n) for n in range(50)])
+            i += 50
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    try:
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = 0 if pipeline.accept([llm_span(1)]) else 1
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 20
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    pytest.fail("the forked child hung")
+                time.sleep(0.01)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        writer.join()
+        pipeline.shutdown(5)
