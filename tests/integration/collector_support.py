@@ -20,6 +20,17 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-collector.sh"
 GO_ABSENT = 3  # build-collector.sh's exit status when Go is needed and missing
+# telemetrygen's spans, made GenAI spans (OpenLLMetry's flattened attributes) so that each one
+# is an interaction and a task: the load goes all the way into Label Studio.
+LOADGEN_ATTRIBUTES = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.system": "openai",
+    "gen_ai.request.model": "loadgen-model",
+    "gen_ai.prompt.0.role": "user",
+    "gen_ai.prompt.0.content": "load",
+    "gen_ai.completion.0.role": "assistant",
+    "gen_ai.completion.0.content": "ok",
+}
 
 
 class GoAbsent(RuntimeError):
@@ -195,6 +206,7 @@ class Collector:
     workdir: Path
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
+    metrics_port: int | None = None  # the Collector's own Prometheus metrics, when wanted
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -203,9 +215,16 @@ class Collector:
 
     def start(self, timeout: float = 30) -> Collector:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        # The Collector's own metrics listen on :8888 unless told otherwise; none here.
+        # The Collector's own metrics listen on :8888 unless told otherwise.
         overlay = self.workdir / "collector-test-overlay.yaml"
-        overlay.write_text("service:\n  telemetry:\n    metrics:\n      level: none\n")
+        if self.metrics_port is None:
+            overlay.write_text("service:\n  telemetry:\n    metrics:\n      level: none\n")
+        else:
+            overlay.write_text(
+                "service:\n  telemetry:\n    metrics:\n      level: basic\n      readers:\n"
+                "        - pull:\n            exporter:\n              prometheus:\n"
+                f"                host: 127.0.0.1\n                port: {self.metrics_port}\n"
+            )
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
@@ -230,6 +249,17 @@ class Collector:
 
         wait_for(ready, timeout, "the Collector ready")
         return self
+
+    def metrics(self) -> dict[str, float]:
+        """The Collector's own counters by name, summed over their labels."""
+        assert self.metrics_port is not None
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = httpx.get(url, timeout=5, trust_env=False).text
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
 
     def stop(self, timeout: float = 30) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -257,6 +287,8 @@ def telemetrygen_traces(
     attributes: Mapping[str, str] | None = None,
     child_spans: int = 1,
     rate: float = 0,
+    batch_size: int = 100,
+    duration_s: float | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """`telemetrygen traces` over OTLP/gRPC (insecure): `traces` traces per worker, each a root
@@ -277,7 +309,11 @@ def telemetrygen_traces(
         str(child_spans),
         "--service",
         service,
+        "--batch-size",
+        str(batch_size),
     ]
+    if duration_s is not None:  # then `traces` is ignored: each worker sends at `rate` for so long
+        args += ["--duration", f"{duration_s}s"]
     for key, value in (attributes or {}).items():
         args += ["--telemetry-attributes", f'{key}="{value}"']
     result = subprocess.run(
