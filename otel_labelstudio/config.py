@@ -335,6 +335,10 @@ class RouteSpec(BaseModel):
     redact: tuple[RedactionRuleSpec, ...] = ()
     on_error: Literal["skip", "label"] = "label"  # spans whose call failed
     include_without_content: bool = False
+    # "history": a call carrying gen_ai.conversation.id whose input lacks the earlier turns of
+    # its conversation (the framework sent only the new message) gets them back, so each turn
+    # is one dialogue task holding the whole conversation so far.
+    conversation: Literal["as_sent", "history"] = "as_sent"
 
     @model_validator(mode="after")
     def _project_or_drop(self) -> RouteSpec:

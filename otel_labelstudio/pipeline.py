@@ -25,7 +25,7 @@ import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from otel_labelstudio.config import RedactionRuleSpec, Settings
 from otel_labelstudio.delivery import Backoff, Delivery, OutageLog
 from otel_labelstudio.errors import LabelStudioError, LabelStudioRejected
 from otel_labelstudio.labelstudio import LabelStudio
-from otel_labelstudio.model import EventRecord, Interaction, SpanRecord, Task
+from otel_labelstudio.model import EventRecord, Interaction, Message, SpanRecord, Task
 from otel_labelstudio.redaction import Redactor
 from otel_labelstudio.routing import Destination, ProjectRef, Router
 from otel_labelstudio.spool import Spool, default_spool_dir
@@ -85,6 +85,7 @@ class Stages:
         self.counts: Counter[str] = Counter()
         self._redactors: dict[tuple[RedactionRuleSpec, ...], Redactor] = {}
         self._seen = _SeenCalls()
+        self._conversations = _Conversations()
 
     def route(self, joined: Joined) -> tuple[Destination, Interaction] | None:
         interaction = conventions.extract(joined.span, joined.events)
@@ -102,7 +103,10 @@ class Stages:
             self.counts["failed_call_skipped"] += 1
             return None
         # Before anything leaves the process, and before it waits in memory for a project.
-        return destination, self._redactor(destination).redact(interaction)
+        redacted = self._redactor(destination).redact(interaction)
+        if destination.conversation == "history":
+            redacted = self._conversations.with_history(destination.route, redacted)
+        return destination, redacted
 
     def _redactor(self, destination: Destination) -> Redactor:
         """The global redaction plus the route's own rules, built once per route."""
@@ -112,6 +116,55 @@ class Stages:
             rules = [(r.pattern, r.replacement) for r in (*spec.rules, *destination.redact)]
             found = self._redactors[destination.redact] = Redactor(spec.builtins, rules)
         return found
+
+
+class _Conversations:
+    """The turns seen so far of each conversation (`gen_ai.conversation.id`), per route, to give
+    a call back the history its framework did not resend (the server keeps it: OpenAI's
+    Responses API, assistants, agent frameworks with memory). A call whose input already starts
+    with the history is left as it is. Bounded: the most recent conversations, the most recent
+    messages of each; a conversation whose calls land on other replicas is known only here."""
+
+    def __init__(self, conversations: int = 10_000, messages: int = 200) -> None:
+        self._max_conversations = conversations
+        self._max_messages = messages
+        self._turns: OrderedDict[tuple[str, str], tuple[Message, ...]] = OrderedDict()
+
+    def with_history(self, route: str, interaction: Interaction) -> Interaction:
+        conversation = interaction.conversation_id
+        if not conversation:
+            return interaction
+        key = (route, conversation)
+        history = self._turns.get(key, ())
+        own = interaction.input
+        if history and not _starts_with(own, history):
+            # Drop what the call repeats of the end of the history (its new user message may
+            # already be the last turn seen, when calls of one turn follow each other).
+            overlap = next(
+                (
+                    n
+                    for n in range(min(len(own), len(history)), 0, -1)
+                    if _same(own[:n], history[-n:])
+                ),
+                0,
+            )
+            interaction = replace(interaction, input=(*history, *own[overlap:]))
+        answer = interaction.output[:1]  # the first choice continues the conversation
+        self._turns[key] = (*interaction.input, *answer)[-self._max_messages :]
+        self._turns.move_to_end(key)
+        if len(self._turns) > self._max_conversations:
+            self._turns.popitem(last=False)
+        return interaction
+
+
+def _same(left: Sequence[Message], right: Sequence[Message]) -> bool:
+    return len(left) == len(right) and all(
+        a.role == b.role and a.content == b.content for a, b in zip(left, right, strict=True)
+    )
+
+
+def _starts_with(messages: Sequence[Message], prefix: Sequence[Message]) -> bool:
+    return len(messages) >= len(prefix) and _same(messages[: len(prefix)], prefix)
 
 
 class _SeenCalls:

@@ -64,6 +64,7 @@ class Destination:
     include_without_content: bool = False
     on_error: Literal["skip", "label"] = "label"
     redact: tuple[RedactionRuleSpec, ...] = ()  # on top of Settings.redaction
+    conversation: Literal["as_sent", "history"] = "as_sent"
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -332,6 +333,7 @@ def _compile(spec: RouteSpec, index: int, clock: Clock) -> _Route:
             include_without_content=spec.include_without_content,
             on_error=spec.on_error,
             redact=spec.redact,
+            conversation=spec.conversation,
         )
     return _Route(
         name=name,

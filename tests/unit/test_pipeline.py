@@ -360,3 +360,66 @@ def test_forking_while_the_spool_is_busy_never_hangs_the_child(
         stop.set()
         writer.join()
         pipeline.shutdown(5)
+
+
+def test_a_route_can_give_each_conversation_turn_its_whole_history(tmp_path: Path) -> None:
+    from otel_labelstudio.assemble import Joined
+    from otel_labelstudio.pipeline import Stages
+    from otel_labelstudio.routing import Router
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - {match: {service: chat}, project: {title: C, shape: dialogue},"
+        " conversation: history}\n"
+        "  - {match: {}, project: {title: Other}}\n"
+    )
+    settings = Settings.load({"config": path, "api_key": "k"}, environ={})
+    stages = Stages(settings, Router.from_settings(settings))
+
+    def turn(span: int, question: str, answer: str, service: str = "chat") -> Joined:
+        record = llm_span(span)
+        attributes = {
+            **record.attributes,
+            "gen_ai.conversation.id": "conv-1",
+            "gen_ai.input.messages": messages("user", question),
+            "gen_ai.output.messages": messages("assistant", answer),
+        }
+        return Joined(
+            dataclasses.replace(
+                record,
+                attributes=attributes,
+                start_time_unix_nano=span * 10,
+                end_time_unix_nano=span * 10 + 1,
+                resource={"service.name": service},
+            )
+        )
+
+    def said(joined: Joined) -> list[tuple[str, str]]:
+        routed = stages.route(joined)
+        assert routed is not None
+        return [(m.role, m.content) for m in routed[1].input]
+
+    assert said(turn(1, "Hi, I am Ada.", "Hello Ada!")) == [("user", "Hi, I am Ada.")]
+    assert said(turn(2, "What is my name?", "Ada.")) == [
+        ("user", "Hi, I am Ada."),
+        ("assistant", "Hello Ada!"),
+        ("user", "What is my name?"),
+    ]
+    # A framework that resends the whole history is left as it is.
+    full = turn(3, "Thanks", "You're welcome")
+    full.span.attributes["gen_ai.input.messages"] = json.dumps(
+        [
+            {"role": role, "parts": [{"type": "text", "content": text}]}
+            for role, text in [
+                ("user", "Hi, I am Ada."),
+                ("assistant", "Hello Ada!"),
+                ("user", "What is my name?"),
+                ("assistant", "Ada."),
+                ("user", "Thanks"),
+            ]
+        ]
+    )
+    assert len(said(full)) == 5
+    # Routes without the option, and calls without a conversation id, are as sent.
+    assert said(turn(4, "Unrelated", "Sure", service="other")) == [("user", "Unrelated")]
