@@ -92,7 +92,7 @@ class Stages:
         if interaction is None:
             self.counts["not_an_llm_call"] += 1
             return None
-        if self._seen.described_before(interaction):
+        if self._seen.described_before(interaction, joined.span.scope):
             self.counts["same_call_described_twice"] += 1
             return None
         self.counts["interactions"] += 1
@@ -171,16 +171,15 @@ class _SeenCalls:
     """Recent LLM calls, to recognise one call that two instrumentations both traced (LangChain
     with both Traceloop's and OpenInference's instrumentor installed: `opentelemetry-instrument`
     loads every one it finds; each starts its own trace). Two interactions are the same call
-    when they come from the same service, overlap in time, and have the same last input and the
-    same output: a reviewer should see that call once. Sequential calls with the same text do not
-    overlap and stay apart; identical concurrent calls (same prompt, same answer, same moment)
-    are labeled once."""
+    when two different instrumentations (scopes) of the same service describe them, overlapping
+    in time, with the same last input and the same output: a reviewer should see that call once.
+    Calls described by one instrumentation are never merged, however alike (a load test)."""
 
     def __init__(self, remember: int = 20_000) -> None:
         self._remember = remember
-        self._seen: OrderedDict[tuple[str, int], list[tuple[int, int]]] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, int], list[tuple[int, int, str]]] = OrderedDict()
 
-    def described_before(self, interaction: Interaction) -> bool:
+    def described_before(self, interaction: Interaction, scope: str) -> bool:
         start, end = interaction.start_time_unix_nano, interaction.end_time_unix_nano
         if not interaction.has_content or start <= 0 or end < start:
             return False
@@ -192,9 +191,9 @@ class _SeenCalls:
             intervals = self._seen[fingerprint] = []
             if len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-        elif any(s <= end and start <= e for s, e in intervals):
+        elif any(s <= end and start <= e and other != scope for s, e, other in intervals):
             return True
-        intervals.append((start, end))
+        intervals.append((start, end, scope))
         del intervals[:-8]  # a prompt asked again and again keeps only its latest calls
         self._seen.move_to_end(fingerprint)
         return False
@@ -207,7 +206,7 @@ class Pipeline:
         *,
         label_studio: LabelStudio | None = None,
         router: Router | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,  # the spool's: windows run from receipt
         spool: Spool | None = None,
     ) -> None:
         self.settings = settings
@@ -266,6 +265,7 @@ class Pipeline:
         # assembler keeps every record alive until it hands it back); the inbox cursor.
         self._rows: dict[int, int] = {}
         self._cursor = 0
+        self._read_up_to = 0.0  # every record received up to then has been read
         self._awaiting_project: list[tuple[Destination, Interaction, list[int]]] = []
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
@@ -472,10 +472,13 @@ class Pipeline:
         return min(self.settings.schedule_delay_s, max(0.01, wait))
 
     def _cycle(self, *, flush: bool) -> None:
-        now = self.clock()
         self._take_incoming()
-        self._read_inbox(now, everything=flush)
-        for n, joined in enumerate(self.assembler.release(now, everything=flush), 1):
+        self._read_inbox(everything=flush)
+        # A span's window runs from when it was received, and it closes only once every record
+        # received within it has been read from the spool: events are never missed because the
+        # worker was busy, paused, or restarted.
+        horizon = min(self.clock(), self._read_up_to)
+        for n, joined in enumerate(self.assembler.release(horizon, everything=flush), 1):
             _let_the_application_run(n)
             try:
                 routed = self.stages.route(joined)
@@ -517,7 +520,7 @@ class Pipeline:
                 self._warn_full("dropping GenAI telemetry")
         self._warned_full = self._warned_full and (bool(self._queue) or self.spool.full)
 
-    def _read_inbox(self, now: float, *, everything: bool) -> None:
+    def _read_inbox(self, *, everything: bool) -> None:
         """Spooled records → the assembler, as far as memory allows: while Label Studio cannot
         take tasks (no project yet, or a backlog of tasks it has not taken), the rest waits on
         disk, not here."""
@@ -529,16 +532,22 @@ class Pipeline:
             room = self.settings.max_queue_size - len(self._awaiting_project)
             if room <= 0:
                 return
-            rows = self.spool.read_records(self._cursor, min(room, _INBOX_READ))
-            for n, (row_id, record) in enumerate(rows, 1):
+            inbox = self.spool.read_records(self._cursor, min(room, _INBOX_READ))
+            for n, (row_id, received, record) in enumerate(inbox.rows, 1):
                 _let_the_application_run(n)
                 self._cursor = row_id
                 self._rows[id(record)] = row_id
+                # Rows come in the order they were received; others of the same moment may
+                # still be unread.
+                self._read_up_to = max(self._read_up_to, received - 1e-6)
                 if isinstance(record, SpanRecord):
-                    self.assembler.add_span(record, now)
+                    self.assembler.add_span(record, received)
                 else:
-                    self.assembler.add_event(record, now)
-            if len(rows) < _INBOX_READ or not everything:
+                    self.assembler.add_event(record, received)
+            if inbox.complete_as_of is not None:
+                self._read_up_to = max(self._read_up_to, inbox.complete_as_of)
+                return
+            if not everything:
                 return
 
     def _shape_awaiting(self, *, force: bool) -> None:

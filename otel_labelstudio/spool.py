@@ -48,7 +48,7 @@ from typing import Any, TextIO
 
 from otel_labelstudio.model import EventRecord, SpanRecord, Task
 
-__all__ = ["DeadLetter", "Spool", "SpooledTask", "default_spool_dir", "encode_task"]
+__all__ = ["DeadLetter", "Inbox", "Spool", "SpooledTask", "default_spool_dir", "encode_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
     is_span INTEGER NOT NULL,
+    received REAL NOT NULL,
     body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tasks (
@@ -102,6 +103,12 @@ def default_spool_dir() -> Path:
         return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "otel-labelstudio" / "spool"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    rows: list[tuple[int, float, Record]]  # row id, received (the spool's clock), record
+    complete_as_of: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,34 +232,42 @@ class Spool:
         with self._lock:
             if self._bytes + size > self.max_bytes:
                 return False
+            # Stamped under the lock readers take: a row a reader did not see was received
+            # after that reader's `complete_as_of` (read_records).
+            received = self.clock()
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany(
-                    "INSERT INTO inbox (key, is_span, body) VALUES (?, ?, ?)", rows
+                    "INSERT INTO inbox (key, is_span, received, body) VALUES (?, ?, ?, ?)",
+                    [(key, is_span, received, body) for key, is_span, body in rows],
                 )
             self._bytes += size
         return True
 
-    def read_records(self, after_id: int, limit: int) -> list[tuple[int, Record]]:
-        """Up to `limit` records stored after row `after_id`, oldest first, with their row ids.
-        A row that cannot be read back is deleted and skipped (logged)."""
+    def read_records(self, after_id: int, limit: int) -> Inbox:
+        """Up to `limit` records stored after row `after_id`, oldest first, with their row ids
+        and when they were received. A row that cannot be read back is deleted and skipped
+        (logged). `Inbox.complete_as_of`: when fewer than `limit` came back, every record
+        received up to that moment has now been read; else None."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, body FROM inbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                "SELECT id, received, body FROM inbox WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             ).fetchall()
-        found: list[tuple[int, Record]] = []
+            as_of = self.clock() if len(rows) < limit else None
+        found: list[tuple[int, float, Record]] = []
         unreadable: list[int] = []
-        for row_id, body in rows:
+        for row_id, received, body in rows:
             try:
                 record = pickle.loads(body)  # noqa: S301 (our own private file; see the docstring)
             except Exception:  # a corrupt row must not stop the rest
                 logger.exception("spool row %d is unreadable; dropped it", row_id)
                 unreadable.append(row_id)
                 continue
-            found.append((row_id, record))
+            found.append((row_id, float(received), record))
         if unreadable:
             self.forget_records(unreadable)
-        return found
+        return Inbox(found, as_of)
 
     def forget_records(self, row_ids: Iterable[int]) -> None:
         """The records are done with (a task now holds them, or they make none)."""

@@ -258,8 +258,15 @@ class GrpcReceiver:
                 grpc.StatusCode.UNAVAILABLE, refusal.message, "unavailable", refusal.retry_after_s
             )
         except Exception:
+            # Whatever failed, nothing of the request was acknowledged: ask for it again rather
+            # than have the sender drop it (a sent-again span is deduplicated by its key).
             logger.exception("the sink failed on an OTLP/gRPC %s request", signal)
-            return _Failure(grpc.StatusCode.INTERNAL, "internal error", "error")
+            return _Failure(
+                grpc.StatusCode.UNAVAILABLE,
+                "internal error; send again later",
+                "error",
+                SHUTDOWN_RETRY_AFTER_S,
+            )
         finally:
             self._gate.leave()
         if accepted.rejected or accepted.message:

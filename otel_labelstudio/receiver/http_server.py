@@ -465,12 +465,15 @@ class _Handler(BaseHTTPRequestHandler):
                 read_body=True,
             ) from None
         except Exception:
+            # Whatever failed, nothing of the request was acknowledged: ask for it again rather
+            # than have the sender drop it (a sent-again span is deduplicated by its key).
             logger.exception("the sink failed on an OTLP/HTTP %s request", signal)
             raise _Refusal(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                StatusCode.INTERNAL,
-                "internal error",
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                StatusCode.UNAVAILABLE,
+                "internal error; send again later",
                 "error",
+                retry_after_s=SHUTDOWN_RETRY_AFTER_S,
                 read_body=True,
             ) from None
         if accepted.rejected or accepted.message:

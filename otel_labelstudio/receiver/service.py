@@ -100,6 +100,8 @@ class PipelineMetrics(Collector):
             if name.startswith(("dropped_", "route_", "assembler_", "delivery_")) or name in (
                 "not_an_llm_call",
                 "failed_call_skipped",
+                "same_call_described_twice",
+                "duplicate_interaction",
             ):
                 dropped.add_metric([name], value)
         yield dropped

@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 from otel_labelstudio.config import Settings
 from otel_labelstudio.errors import LabelStudioUnavailable
 from otel_labelstudio.labelstudio import Project
-from otel_labelstudio.model import SpanRecord
+from otel_labelstudio.model import EventRecord, SpanRecord
 from otel_labelstudio.pipeline import Pipeline, acquire_shared, release_shared
 from otel_labelstudio.shaping import Shape, default_label_config
 from otel_labelstudio.spool import Spool
@@ -303,6 +303,7 @@ def test_one_call_traced_by_two_instrumentations_is_one_interaction() -> None:
             name="ChatModel",
             start_time_unix_nano=110,
             end_time_unix_nano=190,
+            scope="openinference.instrumentation.langchain",
             attributes={
                 "openinference.span.kind": "LLM",
                 "llm.input_messages.0.message.role": "user",
@@ -316,6 +317,8 @@ def test_one_call_traced_by_two_instrumentations_is_one_interaction() -> None:
     assert stages.route(openinference_style) is None  # the same call, nested in time
     assert stages.route(call(3, 300, 400)) is not None  # the same text, asked again later
     assert stages.route(call(4, 350, 450, question="other")) is not None
+    # One instrumentation's calls are never merged, however alike (a load generator).
+    assert stages.route(call(5, 300, 400)) is not None
     assert stages.counts["same_call_described_twice"] == 1
 
 
@@ -423,3 +426,44 @@ def test_a_route_can_give_each_conversation_turn_its_whole_history(tmp_path: Pat
     assert len(said(full)) == 5
     # Routes without the option, and calls without a conversation id, are as sent.
     assert said(turn(4, "Unrelated", "Sure", service="other")) == [("user", "Unrelated")]
+
+
+def test_a_span_waits_for_its_events_while_the_worker_cannot_read_them(
+    scripted: ScriptedLabelStudio,
+) -> None:
+    """Reading the spool pauses while Label Studio cannot take tasks (memory stays flat); a span
+    read before the pause must not close its window on events still unread."""
+    import time
+
+    scripted.down = True
+    pipeline = make(scripted, join_window_s=0.5, max_backoff_s=0.5)
+    first = llm_span(1)
+    second = dataclasses.replace(
+        llm_span(2),
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.input.messages": messages("user", "q2"),
+        },
+    )
+    choice = EventRecord(
+        name="gen_ai.choice",
+        time_unix_nano=3,
+        attributes={},
+        body={"index": 0, "message": {"content": "the answer to q2"}},
+        trace_id=TRACE,
+        span_id=second.span_id,
+    )
+    assert pipeline.accept([first])
+    time.sleep(0.3)
+    assert pipeline.accept([second])  # read while the first still waits for its window
+    time.sleep(0.6)  # the first is released, finds no project: reading pauses
+    assert pipeline.accept([choice])
+    time.sleep(0.6)  # the second's window has run out in the meantime
+    scripted.down = False
+    assert pipeline.force_flush(20)
+    answers = {
+        t["data"]["span_id"]: [r["value"]["text"] for p in t["predictions"] for r in p["result"]]
+        for t in scripted.imported
+    }
+    assert answers[second.span_id] == [["the answer to q2"]]
+    pipeline.shutdown(5)

@@ -208,12 +208,16 @@ def test_undecodable_message_is_invalid_argument(channel: grpc.Channel, sink: Sc
     assert sink.traces == []
 
 
-def test_a_sink_failure_is_internal(channel: grpc.Channel, sink: ScriptedSink) -> None:
+def test_a_sink_failure_asks_for_the_request_again(
+    channel: grpc.Channel, sink: ScriptedSink
+) -> None:
     sink.answers = [RuntimeError("bug")]
 
     error = export_error(lambda: LogsServiceStub(channel).Export(ExportLogsServiceRequest()))
 
-    assert error.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    # Not INTERNAL: a Collector drops data on a permanent error; nothing was kept here.
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "send again" in error.details()  # type: ignore[attr-defined]
 
 
 def test_message_over_the_limit_is_resource_exhausted_without_retry_info(

@@ -283,16 +283,17 @@ def test_undecodable_json_is_400_with_a_json_status(
     assert sink.traces == []
 
 
-def test_a_sink_failure_is_500_and_not_retryable(
+def test_a_sink_failure_asks_for_the_request_again(
     receiver: HttpReceiver, sink: ScriptedSink
 ) -> None:
     sink.answers = [RuntimeError("bug")]
 
     response = httpx.post(url(receiver), json={})
 
-    assert response.status_code == 500
-    assert response.json() == {"code": 13, "message": "internal error"}
-    assert "retry-after" not in response.headers
+    # Not 500: a Collector drops data on a permanent error; nothing was kept here.
+    assert response.status_code == 503
+    assert response.json()["message"] == "internal error; send again later"
+    assert response.headers["retry-after"] == "5"
 
 
 # -- refused at the door ---------------------------------------------------------------------

@@ -32,11 +32,24 @@ def test_records_round_trip_exactly_and_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
     event = EventRecord(name="gen_ai.user.message", time_unix_nano=3, attributes={}, body={"a": 1})
     assert spool.add_records([span(1), event, span(2)])
-    rows = spool.read_records(0, 10)
-    assert [r for _, r in rows] == [span(1), event, span(2)]
-    assert spool.read_records(rows[1][0], 10) == rows[2:]
-    spool.forget_records([rows[0][0]])
-    assert [r for _, r in spool.read_records(0, 10)] == [event, span(2)]
+    inbox = spool.read_records(0, 10)
+    assert [r for _, _, r in inbox.rows] == [span(1), event, span(2)]
+    assert spool.read_records(inbox.rows[1][0], 10).rows == inbox.rows[2:]
+    spool.forget_records([inbox.rows[0][0]])
+    assert [r for _, _, r in spool.read_records(0, 10).rows] == [event, span(2)]
+
+
+def test_a_read_says_up_to_when_everything_received_has_been_read() -> None:
+    clock = iter([10.0, 11.0, 12.0, 13.0, 14.0]).__next__
+    spool = Spool(None, max_bytes=1_000_000, clock=clock)  # prune_ledger reads 10.0
+    spool.add_records([span(1), span(2)])  # received at 11.0
+    spool.add_records([span(3)])  # received at 12.0
+    partial = spool.read_records(0, 2)
+    assert [received for _, received, _ in partial.rows] == [11.0, 11.0]
+    assert partial.complete_as_of is None  # more may wait
+    rest = spool.read_records(partial.rows[-1][0], 2)
+    assert [received for _, received, _ in rest.rows] == [12.0]
+    assert rest.complete_as_of == 13.0
 
 
 def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) -> None:
@@ -57,7 +70,7 @@ def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) ->
     )
     assert result.returncode == -9
     spool = Spool(path, max_bytes=1_000_000)
-    assert [r for _, r in spool.read_records(0, 10)] == [span(2)]
+    assert [r for _, _, r in spool.read_records(0, 10).rows] == [span(2)]
     assert [t.key for t in spool.next_batch(10)] == ["k:1"]
 
 
@@ -69,8 +82,8 @@ def test_the_byte_bound_refuses_whole_requests_and_frees_on_delivery() -> None:
     assert 3 <= accepted < 15
     assert spool.bytes_used <= 3_000
     assert not spool.add_records([span(99, "x" * 200)])
-    rows = spool.read_records(0, 100)
-    spool.add_tasks([task(i) for i in range(2)], consumed=[row_id for row_id, _ in rows])
+    rows = spool.read_records(0, 100).rows
+    spool.add_tasks([task(i) for i in range(2)], consumed=[row_id for row_id, _, _ in rows])
     assert spool.counts()["records"] == 0
     spool.mark_delivered({"k:0": 10, "k:1": 11}, project_id=1)
     assert spool.bytes_used == 0
@@ -116,7 +129,7 @@ def test_an_unreadable_row_is_dropped_and_the_rest_read(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
     spool.add_records([span(1), span(2)])
     spool._db.execute("UPDATE inbox SET body = x'00ff' WHERE id = 1")
-    assert [r for _, r in spool.read_records(0, 10)] == [span(2)]
+    assert [r for _, _, r in spool.read_records(0, 10).rows] == [span(2)]
     assert spool.counts()["records"] == 1
 
 
@@ -129,7 +142,7 @@ def test_slots_keep_processes_apart_and_a_free_slot_is_reused(tmp_path: Path) ->
     first.close()
     third = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
     assert third.path == tmp_path / "spool-x-0.db"
-    assert len(third.read_records(0, 10)) == 1  # what the first left behind
+    assert len(third.read_records(0, 10).rows) == 1  # what the first left behind
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
