@@ -27,6 +27,7 @@ Not thread-safe: one delivery thread owns a Delivery (the spool itself is thread
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -38,12 +39,14 @@ from otel_labelstudio.errors import (
     LabelStudioUnavailable,
     TasksRejected,
 )
-from otel_labelstudio.labelstudio import LabelStudio
+from otel_labelstudio.labelstudio import Imported, LabelStudio
 from otel_labelstudio.spool import Spool, SpooledTask
 
 __all__ = ["Backoff", "Delivery", "OutageLog"]
 
 logger = logging.getLogger(__name__)
+
+_PREDICTIONS = '"predictions":[{'  # how the spool's compact JSON shows a task's predictions
 
 
 class Backoff:
@@ -176,7 +179,7 @@ class Delivery:
         project_id = batch[0].project_id
         self.spool.mark_in_flight(keys)
         try:
-            ids = self.label_studio.import_raw(project_id, [t.payload for t in batch])
+            imported = self.label_studio.import_raw(project_id, [t.payload for t in batch])
         except TasksRejected as exc:
             self.spool.mark_ready(keys)
             if len(batch) == 1:
@@ -195,9 +198,45 @@ class Delivery:
         except LabelStudioError:
             self.spool.mark_ready(keys)
             raise
+        ids = imported.task_ids
         task_ids: list[int | None] = list(ids) if len(ids) == len(keys) else [None] * len(keys)
         self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id)
         self.delivered += len(keys)
+        self._check_predictions(batch, imported, project_id)
+
+    def _check_predictions(
+        self, batch: Sequence[SpooledTask], imported: Imported, project_id: int
+    ) -> None:
+        """Label Studio 1.23 on SQLite, importing into several projects at once (replicas),
+        answers 201 with `prediction_count: 0` and stores the tasks without their predictions
+        (measured: 2 of 3 concurrent imports of 500 tasks, no error logged). The tasks are
+        there; their predictions are added again, once, by the predictions API."""
+        if imported.predictions is None or len(imported.task_ids) != len(batch):
+            return
+        carrying = sum(1 for t in batch if _PREDICTIONS in t.payload)
+        if imported.predictions >= carrying:
+            return
+        lost = [
+            (task_id, prediction)
+            for task_id, task in zip(imported.task_ids, batch, strict=True)
+            for prediction in json.loads(task.payload).get("predictions") or ()
+        ]
+        try:
+            created = self.label_studio.import_predictions(project_id, lost)
+        except LabelStudioError as exc:
+            created = 0
+            logger.error("could not add back %d lost predictions: %s", len(lost), exc)
+        self.dropped["predictions_restored"] += created
+        if created < len(lost):
+            self.dropped["predictions_lost"] += len(lost) - created
+        logger.warning(
+            "Label Studio stored %d tasks in project %d with %d of their predictions;"
+            " added %d back",
+            len(batch),
+            project_id,
+            imported.predictions,
+            created,
+        )
 
     def _reconcile(self) -> None:
         """Tasks whose import outcome is unknown: ledger those Label Studio has, retry the rest."""

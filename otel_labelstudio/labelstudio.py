@@ -31,13 +31,22 @@ from otel_labelstudio.errors import (
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio as SdkClient
 
-__all__ = ["LabelStudio", "Project"]
+__all__ = ["Imported", "LabelStudio", "Project"]
 
 logger = logging.getLogger(__name__)
 
 # Label Studio answers these when it is overloaded or restarting: the request was not applied.
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _BODY_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What an import request stored: the new task ids (in the request's order) and how many
+    predictions Label Studio says it created (None when it did not say)."""
+
+    task_ids: list[int]
+    predictions: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +162,9 @@ class LabelStudio:
         after sending raises LabelStudioUnavailable with outcome_unknown=True."""
         return self.import_raw(
             project_id, [json.dumps(t, ensure_ascii=False, separators=(",", ":")) for t in tasks]
-        )
+        ).task_ids
 
-    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> Imported:
         """`import_tasks` for tasks already JSON-encoded (as the spool keeps them).
 
         The body goes through the SDK's own HTTP layer (base URL, auth, token refresh) but is
@@ -176,8 +185,34 @@ class LabelStudio:
         if not 200 <= response.status_code < 300:
             raise _from_status(action, response.status_code, _json_or_text(response), is_write=True)
         answer = _json_or_text(response)
-        ids = answer.get("task_ids") if isinstance(answer, Mapping) else None
-        return [int(i) for i in ids or []]
+        if not isinstance(answer, Mapping):
+            return Imported([], None)
+        count = answer.get("prediction_count")
+        return Imported(
+            [int(i) for i in answer.get("task_ids") or []],
+            count if isinstance(count, int) else None,
+        )
+
+    def import_predictions(
+        self, project_id: int, predictions: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> int:
+        """Add predictions (task id, `{"model_version": ..., "result": [...]}`) to existing
+        tasks in one request; returns how many Label Studio created."""
+        from label_studio_sdk import PredictionRequest
+
+        request = [
+            PredictionRequest(
+                task=task_id,
+                result=list(p.get("result") or []),
+                model_version=p.get("model_version"),
+            )
+            for task_id, p in predictions
+        ]
+        with _translated(
+            f"import {len(request)} predictions into project {project_id}", is_write=True
+        ):
+            answer = self._client.projects.import_predictions(id=project_id, request=request)
+        return int(answer.created or 0)
 
     def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
         """Which of these span keys (`trace_id:span_id`) already have a task in the project:

@@ -252,7 +252,9 @@ class StubLabelStudio:
     def get_project(self, project_id: int) -> Any:
         return self.projects[project_id]
 
-    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> Any:
+        from otel_labelstudio.labelstudio import Imported
+
         self.import_calls += 1
         self.imported += len(tasks)
         for task in tasks:
@@ -260,7 +262,7 @@ class StubLabelStudio:
             self.keys.add(f"{data['trace_id']}:{data['span_id']}")
         first = self._next_task
         self._next_task += len(tasks)
-        return list(range(first, self._next_task))
+        return Imported(list(range(first, self._next_task)), None)
 
     def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
         return {k: 0 for k in keys if k in self.keys}

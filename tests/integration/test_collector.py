@@ -305,11 +305,9 @@ def check_sdk_tasks(tasks: list[Any], expected: Expected, replicas: list[Replica
             without_answer.append(f"task {task.id} ({turns[-1]['content']})")
             continue
         assert responses == [[answer]], f"{key}: task {task.id} answers {responses}"
-    if without_answer:
-        # Seen with the spool's first version (e5bd73e), 1 or 2 tasks in ~80 in most runs of
-        # this file, right prompt and no prediction at all: the service's to find and fix
-        # (reported with issue 7). Everything else above and below still fails the test.
-        pytest.xfail(f"tasks stored without their prediction: {without_answer}")
+    # Label Studio 1.23 on SQLite drops the predictions of concurrent imports (three replicas
+    # importing at once); delivery adds them back (test_labelstudio.py shows it alone).
+    assert not without_answer, f"tasks stored without their prediction: {without_answer}"
 
 
 def describe(replicas: list[Replica]) -> str:
@@ -511,17 +509,11 @@ def test_replica_killed_and_restarted_mid_run(
     keys = keys_of(everything)
     assert len(keys) == len(set(keys)), "an interaction became more than one task"
     missing = set(expected) - set(keys)
-    try:
-        assert not missing, (
-            f"{len(missing)} interactions lost: {len(missing & set(before))} sent before the "
-            f"kill ({acked_by_victim:.0f} spans acknowledged by the victim, "
-            f"{imported_by_victim:.0f} of its tasks imported, when it was killed), "
-            f"{len(missing & set(during))} while it was down, {len(missing & set(after))} "
-            f"after its restart; {describe(replicas)}"
-        )
-        check_sdk_tasks(everything, expected, replicas)
-    except AssertionError as exc:
-        # Seen on the spool's first version (e5bd73e): interactions lost across the kill and
-        # restart, and dialogues whose last events were left out. The service's to fix; the
-        # lead un-xfails this when it holds. Duplicates (above) fail it outright.
-        pytest.xfail(f"a replica killed and restarted lost or split interactions: {exc}")
+    assert not missing, (
+        f"{len(missing)} interactions lost: {len(missing & set(before))} sent before the "
+        f"kill ({acked_by_victim:.0f} spans acknowledged by the victim, "
+        f"{imported_by_victim:.0f} of its tasks imported, when it was killed), "
+        f"{len(missing & set(during))} while it was down, {len(missing & set(after))} "
+        f"after its restart; {describe(replicas)}"
+    )
+    check_sdk_tasks(everything, expected, replicas)

@@ -115,3 +115,71 @@ def test_concurrent_creators_converge_on_one_project(
         t.join(60)
     assert len(results) == 4 and len(set(results)) == 1  # everyone uses one project
     assert min(creators[0]._ids_titled(unique_project_name)) == results[0]  # the oldest
+
+
+def test_predictions_survive_concurrent_imports_into_several_projects(
+    seam: LabelStudio, label_studio: Any, unique_project_name: str
+) -> None:
+    """Label Studio 1.23 on SQLite drops the predictions of some of several concurrent imports
+    (201, prediction_count 0, nothing logged): delivery adds them back."""
+    import json
+
+    from label_studio_sdk import LabelStudio as Sdk
+
+    from otel_labelstudio.shaping import Shape, default_label_config
+
+    config = default_label_config(Shape.PROMPT)
+    projects = [seam.create_project(f"{unique_project_name[:45]}-{i}", config) for i in range(3)]
+
+    def task(project: int, i: int) -> Task:
+        payload = {
+            "data": {
+                "prompt": f"q{i}",
+                "span_id": f"{i:016x}",
+                "trace_id": "ab" * 16,
+                "trace_link": "",
+            },
+            "predictions": [
+                {
+                    "model_version": "m",
+                    "result": [
+                        {
+                            "from_name": "response",
+                            "to_name": "prompt",
+                            "type": "textarea",
+                            "value": {"text": [f"a{i}"]},
+                        }
+                    ],
+                }
+            ],
+        }
+        return Task(key=f"{project}:{i}", project_id=project, payload=payload)
+
+    deliveries = []
+    for project in projects:
+        spool = Spool(None, max_bytes=50_000_000)
+        spool.add_tasks([task(project.id, i) for i in range(400)])
+        deliveries.append(
+            Delivery(LabelStudio(seam.url, label_studio.legacy_token), spool, batch_size=400)
+        )
+    start = threading.Barrier(len(deliveries))
+
+    def deliver(delivery: Delivery) -> None:
+        start.wait()
+        assert delivery.deliver(everything=True)
+
+    threads = [threading.Thread(target=deliver, args=(d,)) for d in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    client = Sdk(base_url=seam.url, api_key=label_studio.legacy_token)
+    for project in projects:
+        tasks = list(client.tasks.list(project=project.id, fields="all", page_size=500))
+        assert len(tasks) == 400
+        answers = sorted(
+            json.dumps(r["value"]) for t in tasks for p in t.predictions for r in p.result
+        )
+        assert len(answers) == 400, f"project {project.id}: {400 - len(answers)} without answer"
+    restored = sum(d.dropped["predictions_restored"] for d in deliveries)
+    print(f"predictions Label Studio dropped and delivery added back: {restored}")

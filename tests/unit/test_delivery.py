@@ -4,6 +4,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from otel_labelstudio.errors import (
     LabelStudioUnavailable,
     TasksRejected,
 )
+from otel_labelstudio.labelstudio import Imported
 from otel_labelstudio.model import Task
 from otel_labelstudio.spool import Spool
 
@@ -30,8 +32,10 @@ class FakeLabelStudio:
         self.requests: list[list[str]] = []
         self.stored: list[str] = []
         self.lookups = 0
+        self.lose_predictions = False
+        self.restored: list[tuple[int, Mapping[str, Any]]] = []
 
-    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> Imported:
         decoded = [json.loads(t) for t in tasks]
         keys = [t["data"]["key"] for t in decoded]
         self.requests.append(keys)
@@ -42,7 +46,15 @@ class FakeLabelStudio:
         self.stored.extend(keys)
         if self.apply_then_fail:
             raise self.apply_then_fail.pop(0)
-        return list(range(len(self.stored) - len(keys), len(self.stored)))
+        ids = list(range(len(self.stored) - len(keys), len(self.stored)))
+        carrying = sum(1 for t in decoded if t.get("predictions"))
+        return Imported(ids, 0 if self.lose_predictions else carrying)
+
+    def import_predictions(
+        self, project_id: int, predictions: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> int:
+        self.restored.extend(predictions)
+        return len(predictions)
 
     def find_span_keys(self, project_id: int, keys: Sequence[str]) -> Mapping[str, int]:
         self.lookups += 1
@@ -218,3 +230,14 @@ def test_backoff_grows_and_caps() -> None:
     assert all(d <= 8 for d in delays) and delays[-1] >= 4
     backoff.reset()
     assert backoff.next_delay() <= 1
+
+
+def test_predictions_label_studio_dropped_are_added_back() -> None:
+    delivery, fake, _ = make(batch_size=3)
+    fake.lose_predictions = True  # Label Studio 1.23 on SQLite under concurrent imports
+    prediction = {"model_version": "m", "result": [{"type": "textarea", "value": {"text": ["a"]}}]}
+    with_prediction = Task("t:1", 1, {"data": {"key": "t:1"}, "predictions": [prediction]})
+    add(delivery, [with_prediction, task(2)])
+    assert delivery.deliver(everything=True)
+    assert fake.restored == [(0, prediction)]
+    assert delivery.dropped["predictions_restored"] == 1

@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 
 from otel_labelstudio.config import Settings
 from otel_labelstudio.errors import LabelStudioUnavailable
-from otel_labelstudio.labelstudio import Project
+from otel_labelstudio.labelstudio import Imported, Project
 from otel_labelstudio.model import EventRecord, SpanRecord
 from otel_labelstudio.pipeline import Pipeline, acquire_shared, release_shared
 from otel_labelstudio.shaping import Shape, default_label_config
@@ -41,10 +41,10 @@ class ScriptedLabelStudio:
         self._call()
         return Project(id=project_id, title="x", label_config=default_label_config(Shape.PROMPT))
 
-    def import_raw(self, project_id: int, tasks: Sequence[str]) -> list[int]:
+    def import_raw(self, project_id: int, tasks: Sequence[str]) -> Imported:
         self._call()
         self.imported.extend(json.loads(t) for t in tasks)
-        return list(range(len(tasks)))
+        return Imported(list(range(len(tasks))), None)
 
     def find_span_keys(self, project_id: int, keys: Sequence[str]) -> dict[str, int]:
         self._call()
