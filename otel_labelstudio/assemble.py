@@ -41,6 +41,26 @@ _INSTANCE_KEYS = (
 
 Record = SpanRecord | EventRecord
 
+# Attribute keys that carry an LLM call's content in one convention or another: a span with
+# none of them (and no events) expects its content in log events.
+_CONTENT_KEYS = (
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "input.value",
+    "output.value",
+    "ai.prompt",
+    "ai.response",
+    "events",
+    "traceloop.entity",
+)
+_EXTENSION = 4
+
 
 @dataclass(slots=True)
 class Joined:
@@ -52,6 +72,7 @@ class Joined:
 class _Waiting:
     joined: Joined
     due: float
+    extended: bool = False
 
 
 def _instance(resource: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -168,10 +189,27 @@ class Assembler:
                 break
             over -= 1
             del self._spans[key]
-            self._remember(key)
             self._take_unnamed(waiting.joined)
+            if self._wait_longer(waiting, now, everything=everything or over >= 0):
+                self._spans[key] = waiting  # to the back: its new due is the latest
+                continue
+            self._remember(key)
             yield waiting.joined
         self._expire(now)
+
+    def _wait_longer(self, waiting: _Waiting, now: float, *, everything: bool) -> bool:
+        """A span with no content of its own and no events yet would make an empty task: its
+        content is still on the way (log events that a Collector's retry held back, measured:
+        seconds behind their span after a replica's restart). It waits `_EXTENSION` windows
+        more, once."""
+        joined = waiting.joined
+        if everything or waiting.extended or joined.events or joined.span.events:
+            return False
+        if any(key.startswith(_CONTENT_KEYS) for key in joined.span.attributes):
+            return False
+        waiting.extended = True
+        waiting.due = now + _EXTENSION * max(self.window_s, 1.0)
+        return True
 
     def _take_unnamed(self, joined: Joined) -> None:
         """Give the span the events that named no span (or a span that never came here) and

@@ -13,7 +13,7 @@ def span(span_id: str) -> SpanRecord:
         name="chat",
         start_time_unix_nano=1,
         end_time_unix_nano=2,
-        attributes={"gen_ai.operation.name": "chat"},
+        attributes={"gen_ai.operation.name": "chat", "gen_ai.input.messages": "[]"},
     )
 
 
@@ -155,3 +155,18 @@ def test_every_record_leaves_exactly_once() -> None:
     list(a.release(1000.0))
     out += a.take_discarded()
     assert sorted(map(id, out)) == sorted(map(id, records))
+
+
+def test_a_span_without_content_waits_longer_for_its_events_once() -> None:
+    """Its content travels as log events, which a Collector's retry can hold back seconds."""
+    a = Assembler(window_s=2.0)
+    bare = timed_span("bare", 1, 2)  # names an LLM call, carries no content
+    a.add_span(bare, now=0.0)
+    assert list(a.release(now=2.0)) == []  # its window closed empty: it waits 4 windows more
+    a.add_event(unnamed(3, "late", trace_id=TRACE, span_id="bare"), now=6.0)
+    (joined,) = a.release(now=10.0)
+    assert [e.body["content"] for e in joined.events] == ["late"]
+    a.add_span(timed_span("never", 1, 2), now=20.0)
+    assert list(a.release(now=22.0)) == []
+    (alone,) = a.release(now=30.0)  # no second extension
+    assert alone.events == []
