@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -578,11 +578,9 @@ def _personal_access_token(server: RunningLabelStudio) -> str:
         if whoami.email != server.username:
             raise EmbeddedLabelStudioError(f"the server at {server.url} is not ours")
         stored = _load_credentials(server.data_dir).get("personal_access_token")
-        if stored:
-            # Expired, or signed by another server's key: the SDK or the server says 401.
-            with contextlib.suppress(ApiError):
-                client(stored).users.whoami()
-                return stored
+        # A new client each time: the SDK checks an expired JWT in its constructor.
+        if stored and _still_valid(lambda: client(stored).users.whoami()):  # noqa: PLW0108
+            return stored
         try:
             created = legacy.tokens.create()
         except ApiError as exc:
@@ -711,3 +709,25 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _still_valid(whoami: Callable[[], object], attempts: int = 5) -> bool:
+    """Whether a stored Personal Access Token still works. Only a 401 says no (expired, or
+    signed by another server's key); anything else right after a restart (a 5xx, a refused
+    connection while Label Studio finishes starting) is asked again: measured once in CI, a
+    restarted server failed the check of its own token, and creating a second one is refused."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    for attempt in range(attempts):
+        try:
+            whoami()
+        except ApiError as exc:
+            if exc.status_code == 401:
+                return False
+        except httpx.TransportError:
+            pass
+        else:
+            return True
+        if attempt + 1 < attempts:
+            time.sleep(1.0)
+    return False
