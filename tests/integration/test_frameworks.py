@@ -16,6 +16,7 @@ for the Python frameworks, `serve` over OTLP/HTTP for the Vercel AI SDK.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +57,9 @@ class Framework:
     package: str  # the instrumentation package, as the matrix names it
     description: str
     scenarios: tuple[str, ...] = scenarios.SCENARIOS
+    # A lock file in frameworks/: the driver runs in a venv of its own built from it (versions
+    # that cannot share the project's venv), cached under ~/.cache/otel-labelstudio/venvs.
+    venv_lock: str = ""
 
 
 _NO_N2 = tuple(name for name in scenarios.SCENARIOS if name != "n2")
@@ -94,6 +98,14 @@ FRAMEWORKS = (
         "v2-latest-both",
         "opentelemetry-instrumentation-openai-v2",
         "`gen_ai_latest_experimental`, `span_and_event`",
+    ),
+    Framework(
+        "openai-v2-events",
+        "drive_openai.py",
+        "v2-events",
+        "opentelemetry-instrumentation-openai-v2",
+        "≤ 2.3b0 in its own venv: GenAI 1.28 log events, content capture on",
+        venv_lock="openai-v2-events.lock.txt",
     ),
     Framework(
         "openai-v2-no-content",
@@ -145,9 +157,42 @@ VERCEL = Framework(
 )
 
 
+def _driver_python(framework: Framework) -> str:
+    if not framework.venv_lock:
+        return sys.executable
+    lock = HERE / framework.venv_lock
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    cache = Path(
+        os.environ.get("OTEL_LABELSTUDIO_CACHE") or Path.home() / ".cache/otel-labelstudio"
+    )
+    venv = cache / "venvs" / f"{lock.name.removesuffix('.lock.txt')}-{digest}"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return str(python)
+    uv = shutil.which("uv") or str(cache / "tools" / "bin" / "uv")
+    staging = venv.with_name(venv.name + f".staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    for command in (
+        [uv, "venv", "--quiet", "--python", "3.11", str(staging)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(staging / "bin" / "python"),
+            "-r",
+            str(lock),
+        ],
+    ):
+        subprocess.run(command, check=True, timeout=DRIVER_TIMEOUT_S)
+    staging.replace(venv)  # venvs made by uv hold no absolute path to themselves in scripts we use
+    return str(python)
+
+
 def _run_driver(framework: Framework, out_dir: Path) -> dict[str, str]:
     done = subprocess.run(
-        [sys.executable, str(HERE / framework.driver), framework.mode, str(out_dir)],
+        [_driver_python(framework), str(HERE / framework.driver), framework.mode, str(out_dir)],
         capture_output=True,
         text=True,
         timeout=DRIVER_TIMEOUT_S,
