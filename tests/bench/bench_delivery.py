@@ -4,7 +4,8 @@
 
 1. Label Studio's bulk rate: the same tasks `serve` will produce (shaped here by the same code
    from the same spans) are posted straight to the import API, pre-built batches of 1,000 and of
-   `batch_size` (500), one request at a time, into a fresh project. Tasks/s = tasks / wall time.
+   500, one request at a time, into a fresh project (serve sends `batch_size`, default 1,000,
+   per request). Tasks/s = tasks / wall time.
 2. `serve` end to end: `otel-labelstudio serve` runs as its own process with a durable spool;
    after a first stream of 200 interactions (timed apart: loading the SDK, creating the project),
    this process sends the interactions as OTLP/HTTP protobuf requests of 100 spans, 4 in flight
