@@ -116,6 +116,8 @@ class Delivery:
         self.clock = clock
         self.delivered = 0
         self.dropped: Counter[str] = Counter()
+        # What went right in an unusual way (not a loss): found already imported, restored.
+        self.counts: Counter[str] = Counter()
         self._not_before = 0.0
         # In-flight tasks left by a previous process, or by an import we lost track of.
         self._unsure = spool.recovered_in_flight > 0
@@ -226,7 +228,7 @@ class Delivery:
         except LabelStudioError as exc:
             created = 0
             logger.error("could not add back %d lost predictions: %s", len(lost), exc)
-        self.dropped["predictions_restored"] += created
+        self.counts["predictions_restored"] += created
         if created < len(lost):
             self.dropped["predictions_lost"] += len(lost) - created
         logger.warning(
@@ -249,7 +251,7 @@ class Delivery:
             if found:
                 self.spool.mark_delivered({k: found[k] for k in found}, project_id)
                 self.delivered += len(found)
-                self.dropped["already_in_label_studio"] += len(found)
+                self.counts["already_in_label_studio"] += len(found)
             self.spool.mark_ready([k for k in keys if k not in found])
             logger.info(
                 "checked %d task(s) whose import outcome was unknown: %d were in Label Studio"

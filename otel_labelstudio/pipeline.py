@@ -646,6 +646,7 @@ class Pipeline:
             **self.stages.counts,
             **{f"assembler_{k}": v for k, v in self.assembler.dropped.items()},
             **{f"delivery_{k}": v for k, v in self.delivery.dropped.items()},
+            **self.delivery.counts,
             **{f"route_{k}": v for k, v in self.router.dropped.items()},
             "delivered": self.delivery.delivered,
             "pending": spooled["ready"] + spooled["in_flight"] + len(self._awaiting_project),

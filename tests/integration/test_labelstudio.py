@@ -181,5 +181,5 @@ def test_predictions_survive_concurrent_imports_into_several_projects(
             json.dumps(r["value"]) for t in tasks for p in t.predictions for r in p.result
         )
         assert len(answers) == 400, f"project {project.id}: {400 - len(answers)} without answer"
-    restored = sum(d.dropped["predictions_restored"] for d in deliveries)
+    restored = sum(d.counts["predictions_restored"] for d in deliveries)
     print(f"predictions Label Studio dropped and delivery added back: {restored}")

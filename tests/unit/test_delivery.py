@@ -142,7 +142,7 @@ def test_an_import_applied_but_unanswered_is_looked_up_not_repeated() -> None:
     assert delivery.deliver(ignore_backoff=True, everything=True)
     assert fake.stored == ["t:1", "t:2", "t:3"]  # each once
     assert fake.lookups == 1
-    assert delivery.dropped["already_in_label_studio"] == 2
+    assert delivery.counts["already_in_label_studio"] == 2
 
 
 def test_a_crash_between_import_and_commit_is_reconciled_by_the_next_process(
@@ -240,4 +240,4 @@ def test_predictions_label_studio_dropped_are_added_back() -> None:
     add(delivery, [with_prediction, task(2)])
     assert delivery.deliver(everything=True)
     assert fake.restored == [(0, prediction)]
-    assert delivery.dropped["predictions_restored"] == 1
+    assert delivery.counts["predictions_restored"] == 1
