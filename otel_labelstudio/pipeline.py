@@ -40,7 +40,7 @@ from otel_labelstudio.labelstudio import LabelStudio
 from otel_labelstudio.model import EventRecord, Interaction, Message, SpanRecord, Task
 from otel_labelstudio.redaction import Redactor
 from otel_labelstudio.routing import Destination, ProjectRef, Router
-from otel_labelstudio.spool import Spool, default_spool_dir
+from otel_labelstudio.spool import Encoded, Spool, default_spool_dir
 
 if TYPE_CHECKING:
     from otel_labelstudio.shaping import LabelLayout
@@ -301,11 +301,18 @@ class Pipeline:
     def accept(self, records: Sequence[Record]) -> bool:
         """Commit `records` to the spool (the caller acknowledges its sender after this) and
         wake the worker. False when shutting down or the spool is full: nothing was kept."""
+        return self._accept(len(records), lambda: self.spool.add_records(records))
+
+    def accept_encoded(self, encoded: Encoded) -> bool:
+        """`accept`, for records as the spool stores them (the service's OTLP protobuf)."""
+        return self._accept(encoded.records, lambda: self.spool.add_encoded(encoded))
+
+    def _accept(self, count: int, add: Callable[[], bool]) -> bool:
         if self._stopping:
-            self.counts["refused_after_shutdown"] += len(records)
+            self.counts["refused_after_shutdown"] += count
             return False
-        if not self.spool.add_records(records):
-            self.counts["refused_spool_full"] += len(records)
+        if not add():
+            self.counts["refused_spool_full"] += count
             self._warn_full("asking senders to retry")
             return False
         self._wake.set()

@@ -26,8 +26,9 @@ from otel_labelstudio.config import Settings
 from otel_labelstudio.pipeline import Pipeline
 from otel_labelstudio.receiver.grpc_server import GrpcReceiver
 from otel_labelstudio.receiver.http_server import HttpReceiver
-from otel_labelstudio.receiver.otlp import Decoded, event_records, span_records
+from otel_labelstudio.receiver.otlp import GenAIPart, genai_events, genai_spans
 from otel_labelstudio.receiver.sink import Accepted, Overloaded, Unavailable
+from otel_labelstudio.spool import OTLP_LOGS, OTLP_TRACES, Encoded
 
 __all__ = ["PipelineSink", "Service"]
 
@@ -47,18 +48,23 @@ class PipelineSink:
         self.pipeline = pipeline
 
     def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
-        return self._accept(span_records(request), "spans")
+        part = genai_spans(request)
+        return self._accept(part, OTLP_TRACES, part.kept, "spans")
 
     def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
-        return self._accept(event_records(request), "log records")
+        return self._accept(genai_events(request), OTLP_LOGS, 0, "log records")
 
     def ready(self) -> bool:
         return self.pipeline.accepting and not self.pipeline.spool_full
 
-    def _accept(self, decoded: Decoded[Any], what: str) -> Accepted:
+    def _accept(self, decoded: GenAIPart[Any], kind: int, spans: int, what: str) -> Accepted:
+        """Spool the GenAI part of a request as it came (protobuf; the worker makes records of
+        it), or refuse the whole request."""
         if not self.pipeline.accepting:
             raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
-        if decoded.records and not self.pipeline.accept(decoded.records):
+        if decoded.request is not None and not self.pipeline.accept_encoded(
+            Encoded(kind, decoded.request.SerializeToString(), decoded.kept, spans)
+        ):
             if not self.pipeline.accepting:
                 raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
             if self.pipeline.label_studio_failing:

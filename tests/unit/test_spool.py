@@ -32,24 +32,136 @@ def test_records_round_trip_exactly_and_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
     event = EventRecord(name="gen_ai.user.message", time_unix_nano=3, attributes={}, body={"a": 1})
     assert spool.add_records([span(1), event, span(2)])
+    assert spool.add_records([span(3)])
     inbox = spool.read_records(0, 10)
-    assert [r for _, _, r in inbox.rows] == [span(1), event, span(2)]
-    assert spool.read_records(inbox.rows[1][0], 10).rows == inbox.rows[2:]
-    spool.forget_records([inbox.rows[0][0]])
-    assert [r for _, _, r in spool.read_records(0, 10).rows] == [event, span(2)]
+    assert [r for _, _, r in inbox.rows] == [span(1), event, span(2), span(3)]
+    first_row = inbox.rows[0][0]
+    assert [row for row, _, _ in inbox.rows] == [first_row] * 3 + [first_row + 1]
+    assert spool.read_records(first_row, 10).rows == inbox.rows[3:]
+    assert spool.counts() == {
+        "records": 4,
+        "spans": 3,
+        "ready": 0,
+        "in_flight": 0,
+        "dead_letter": 0,
+    }
+
+
+def test_a_row_goes_once_every_record_read_from_it_is_done_with(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
+    spool.add_records([span(1), span(2), span(3)])
+    rows = spool.read_records(0, 10).rows
+    row = rows[0][0]
+    spool.forget_records([row])
+    spool.add_tasks([task(2)], consumed=[row])
+    assert spool.counts()["records"] == 3  # one record of the row is still in progress
+    used = spool.bytes_used
+    spool.forget_records([row])
+    assert spool.counts()["records"] == 0
+    assert spool.bytes_used < used
+    # Another reader (a restarted process) gets a row back whole, and forgets it whole.
+    spool.add_records([span(4), span(5)])
+    again = Spool(tmp_path / "s.db", max_bytes=1_000_000)
+    assert [r for _, _, r in again.read_records(0, 10).rows] == [span(4), span(5)]
+    fresh = Spool(tmp_path / "s.db", max_bytes=1_000_000)
+    fresh.forget_records([row + 1])  # never read through `fresh`: the row goes at once
+    assert fresh.counts()["records"] == 0
+
+
+def test_reads_take_whole_rows_up_to_the_limit() -> None:
+    spool = Spool(None, max_bytes=10_000_000)
+    for n in range(40):
+        spool.add_records([span(3 * n), span(3 * n + 1), span(3 * n + 2)])
+    first = spool.read_records(0, 10)
+    assert len(first.rows) == 12  # 4 rows of 3: whole rows, at least the limit
+    assert first.complete_as_of is None
+    rest = spool.read_records(first.rows[-1][0], 1_000)
+    assert len(rest.rows) == 108
+    assert rest.complete_as_of is not None
+
+
+def test_the_services_protobuf_rows_decode_to_the_same_records_as_the_request() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from otel_labelstudio.receiver.otlp import genai_spans, span_records
+    from otel_labelstudio.spool import OTLP_TRACES, Encoded
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    scope.scope.name = "llm-lib"
+    for n in range(4):
+        item: Span = scope.spans.add(
+            trace_id=bytes(15) + b"\x01", span_id=bytes(7) + bytes([n + 1]), name="s"
+        )
+        item.attributes.add(
+            key="gen_ai.operation.name" if n % 2 else "http.route"
+        ).value.string_value = "x"
+    part = genai_spans(request)
+    assert part.request is not None and part.kept == 2 and part.received == 4
+    spool = Spool(None, max_bytes=1_000_000)
+    assert spool.add_encoded(Encoded(OTLP_TRACES, part.request.SerializeToString(), 2, 2))
+    got = [record for _, _, record in spool.read_records(0, 10).rows]
+    assert got == span_records(request).records
+    assert [r.span_id for r in got] == ["0000000000000002", "0000000000000004"]
 
 
 def test_a_read_says_up_to_when_everything_received_has_been_read() -> None:
-    clock = iter([10.0, 11.0, 12.0, 13.0, 14.0]).__next__
-    spool = Spool(None, max_bytes=1_000_000, clock=clock)  # prune_ledger reads 10.0
-    spool.add_records([span(1), span(2)])  # received at 11.0
-    spool.add_records([span(3)])  # received at 12.0
+    now = [10.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    spool = Spool(None, max_bytes=1_000_000, clock=clock)
+    spool.add_records([span(1), span(2)])  # received at 12.0 (prune_ledger read 11.0)
+    spool.add_records([span(3)])  # received at 13.0
     partial = spool.read_records(0, 2)
-    assert [received for _, received, _ in partial.rows] == [11.0, 11.0]
+    assert [received for _, received, _ in partial.rows] == [12.0, 12.0]
     assert partial.complete_as_of is None  # more may wait
     rest = spool.read_records(partial.rows[-1][0], 2)
-    assert [received for _, received, _ in rest.rows] == [12.0]
-    assert rest.complete_as_of == 13.0
+    assert [received for _, received, _ in rest.rows] == [13.0]
+    assert rest.complete_as_of is not None and rest.complete_as_of > 13.0
+
+
+def test_a_file_of_the_first_schema_is_converted_with_everything_in_it(tmp_path: Path) -> None:
+    import pickle
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,"
+        " is_span INTEGER NOT NULL, received REAL NOT NULL, body BLOB NOT NULL);"
+        "CREATE TABLE tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
+        " project_id INTEGER NOT NULL, payload TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+        " created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX tasks_ready ON tasks (state, seq);"
+    )
+    old.execute(
+        "INSERT INTO inbox (key, is_span, received, body) VALUES (?, 1, 5.0, ?)",
+        ("k", pickle.dumps(span(1))),
+    )
+    old.execute(
+        "INSERT INTO tasks (key, project_id, payload, state, created) VALUES (?, 3, ?, ?, 6.0)",
+        ("k:7", '{"data":{"text":"é"}}', 0),
+    )
+    old.execute(
+        "INSERT INTO tasks (key, project_id, payload, state, created) VALUES (?, 3, ?, ?, 6.0)",
+        ("k:8", '{"data":{}}', 1),
+    )
+    old.commit()
+    old.close()
+    spool = Spool(path, max_bytes=1_000_000)
+    assert [(received, r) for _, received, r in spool.read_records(0, 10).rows] == [(5.0, span(1))]
+    assert [(t.key, t.payload) for t in spool.next_batch(10)] == [("k:7", '{"data":{"text":"é"}}')]
+    assert spool.recovered_in_flight == 1
+    assert [t.key for t in spool.in_flight()] == ["k:8"]
+    assert spool.counts()["spans"] == 1
+    spool.close()
+    assert Spool(path, max_bytes=1_000_000).counts()["ready"] == 1  # converted once
 
 
 def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) -> None:
@@ -62,7 +174,9 @@ def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) ->
         "from test_spool import span\n"
         "s = Spool(__import__('pathlib').Path(sys.argv[1]), max_bytes=10**6)\n"
         "assert s.add_records([span(1), span(2)])\n"
-        "s.add_tasks([Task('k:1', 1, {'data': {}})], consumed=[1])\n"
+        "s.add_records([span(3)])\n"
+        "s.read_records(0, 10)\n"
+        "s.add_tasks([Task('k:1', 1, {'data': {}})], consumed=[1, 1])\n"
         "os.kill(os.getpid(), 9)\n"
     )
     result = subprocess.run(
@@ -70,7 +184,7 @@ def test_committed_records_and_tasks_survive_a_killed_process(tmp_path: Path) ->
     )
     assert result.returncode == -9
     spool = Spool(path, max_bytes=1_000_000)
-    assert [r for _, _, r in spool.read_records(0, 10).rows] == [span(2)]
+    assert [r for _, _, r in spool.read_records(0, 10).rows] == [span(3)]
     assert [t.key for t in spool.next_batch(10)] == ["k:1"]
 
 
@@ -127,7 +241,8 @@ def test_dead_letters_are_listed_redriven_and_purged() -> None:
 
 def test_an_unreadable_row_is_dropped_and_the_rest_read(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_bytes=1_000_000)
-    spool.add_records([span(1), span(2)])
+    spool.add_records([span(1)])
+    spool.add_records([span(2)])
     spool._db.execute("UPDATE inbox SET body = x'00ff' WHERE id = 1")
     assert [r for _, _, r in spool.read_records(0, 10).rows] == [span(2)]
     assert spool.counts()["records"] == 1
