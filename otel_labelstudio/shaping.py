@@ -16,7 +16,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
@@ -162,6 +162,14 @@ class ResponseSlot:
 class LabelLayout:
     objects: tuple[ObjectSlot, ...]
     response: ResponseSlot | None
+    # Whether this is an auto config (see `task_for`): read from the objects once, not per task.
+    is_auto: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tags = {slot.variable: slot.tag for slot in self.objects}
+        prompt_tag = tags.get(_AUTO_PROMPT)
+        auto = tags.get(_AUTO_DIALOGUE) == "Paragraphs" and prompt_tag not in (None, "Paragraphs")
+        object.__setattr__(self, "is_auto", auto)
 
 
 def parse_label_config(label_config: str) -> LabelLayout:
@@ -253,46 +261,44 @@ def task_for(
     url = trace_url(trace_link, interaction.trace_id, interaction.span_id) if trace_link else None
     facts = _facts(interaction, url)
     data: dict[str, Any] = dict(facts)
-    auto_shape = shape_of(interaction) if _is_auto(layout) else None
+    auto_shape = shape_of(interaction) if layout.is_auto else None
     prompt_given = False
     for slot in layout.objects:
+        variable = slot.variable
         value: Any
-        if slot.variable == _TRACE_LINK:
+        if variable == _TRACE_LINK:
             value = _trace_anchor(url) if url else ""
-        elif auto_shape is Shape.DIALOGUE and slot.variable == _AUTO_PROMPT:
+        elif auto_shape is Shape.DIALOGUE and variable == _AUTO_PROMPT:
             value = ""
-        elif auto_shape is Shape.PROMPT and slot.variable == _AUTO_DIALOGUE:
+        elif auto_shape is Shape.PROMPT and variable == _AUTO_DIALOGUE:
             # Not []: Label Studio's Paragraphs cannot render an empty list.
             value = [{slot.name_key: "", slot.text_key: ""}]
-        elif slot.variable in facts:
-            value = facts[slot.variable]
-        elif slot.variable in _FACT_NAMES:
+        elif variable in facts:
+            value = facts[variable]
+        elif variable in _FACT_NAMES:
             value = ""
         elif slot.tag == "Paragraphs":
             value = _turns(interaction, slot)
-        elif slot.variable in _RESPONSE_NAMES:
+        elif variable in _RESPONSE_NAMES:
             value = response_text(interaction)
-        elif slot.variable in _SYSTEM_NAMES:
+        elif variable in _SYSTEM_NAMES:
             value = interaction.system_instructions or ""
         elif not prompt_given:
             value = prompt_text(interaction)
             prompt_given = True
         else:
             value = ""
-        if slot.tag == "HyperText" and slot.variable != _TRACE_LINK:
+        if slot.tag == "HyperText" and variable != _TRACE_LINK:
             # HyperText renders HTML; model and user text must never be interpreted as markup.
             # (And it takes strings only: Label Studio rejects a number there.)
             value = html.escape(value if isinstance(value, str) else json.dumps(value, default=str))
-        data[slot.variable] = value
+        data[variable] = value
 
     payload: dict[str, Any] = {"data": data}
     if layout.response is not None and interaction.output:
+        model_version = interaction.model or "unknown"
         payload["predictions"] = [
-            _prediction(
-                layout.response,
-                interaction.model or "unknown",
-                message_text(choice, reasoning=False),
-            )
+            _prediction(layout.response, model_version, message_text(choice, reasoning=False))
             for choice in interaction.output
         ]
     return Task(key=interaction.key, project_id=project_id, payload=payload)
@@ -310,12 +316,6 @@ def _prediction(slot: ResponseSlot, model_version: str, text: str) -> dict[str, 
             }
         ],
     }
-
-
-def _is_auto(layout: LabelLayout) -> bool:
-    tags = {slot.variable: slot.tag for slot in layout.objects}
-    prompt_tag = tags.get(_AUTO_PROMPT)
-    return tags.get(_AUTO_DIALOGUE) == "Paragraphs" and prompt_tag not in (None, "Paragraphs")
 
 
 _HEX = re.compile(r"[0-9a-f]+")
@@ -345,7 +345,7 @@ def _trace_anchor(url: str) -> str:
 def _facts(interaction: Interaction, url: str | None) -> dict[str, Any]:
     """What reviewers filter on in the Data Manager. None values are left out: Label Studio
     rejects nulls in fields a config reads."""
-    finish = ", ".join(r for r in interaction.finish_reasons if r)
+    finish = ", ".join([r for r in interaction.finish_reasons if r])
     facts: dict[str, Any] = {
         "model": interaction.model,
         "provider": interaction.provider,
@@ -377,17 +377,17 @@ def _turns(interaction: Interaction, slot: ObjectSlot) -> list[dict[str, str]]:
 def _conversation(interaction: Interaction) -> list[tuple[str, str]]:
     """The input as (speaker, text) turns, system instructions first. A tool result is a turn of
     its own, spoken by "tool (<name of the tool that was called>)" when the call is known."""
-    messages: list[Message] = []
-    if interaction.system_instructions:
-        messages.append(Message(role="system", content=interaction.system_instructions))
-    messages.extend(interaction.input)
-    tool_names = _tool_names([*interaction.input, *interaction.output])
     turns: list[tuple[str, str]] = []
-    for message in messages:
+    if interaction.system_instructions:
+        turns.append(("system", interaction.system_instructions))
+    tool_names: dict[str, str] | None = None
+    for message in interaction.input:
         results = [p for p in message.parts if p.get("type") == "tool_call_response"]
         if not results:
             turns.append((message.role, message_text(message)))
             continue
+        if tool_names is None:
+            tool_names = _tool_names([*interaction.input, *interaction.output])
         others = Message(
             role=message.role,
             content=message.content,
@@ -414,10 +414,10 @@ def _tool_names(messages: Iterable[Message]) -> dict[str, str]:
 def prompt_text(interaction: Interaction) -> str:
     """The prompt as one string: the user's text alone when that is all there is, else a
     transcript with the speakers named."""
-    messages = list(interaction.input)
+    messages = interaction.input
     if not interaction.system_instructions and len(messages) == 1 and messages[0].role == "user":
         return message_text(messages[0])
-    return "\n\n".join(f"{speaker}: {text}" for speaker, text in _conversation(interaction))
+    return "\n\n".join([f"{speaker}: {text}" for speaker, text in _conversation(interaction)])
 
 
 def response_text(interaction: Interaction) -> str:
@@ -429,6 +429,8 @@ def message_text(message: Message, *, reasoning: bool = True) -> str:
     """A message as reviewers read it: its reasoning (unless `reasoning` is False, as for a
     prediction, which holds the answer only), its text, then `→ name({"arg": …})` for each tool
     call, the result for each tool result, and a short marker for each media part."""
+    if not message.parts:
+        return message.content
     thoughts = [
         f"[reasoning] {part['content']}"
         for part in message.parts

@@ -30,7 +30,6 @@ __all__ = ["CONVENTION", "OPERATION_DETAILS_EVENT", "extract"]
 
 CONVENTION = "genai_latest"
 OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-_CONTENT_KEYS = (INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS)
 
 
 def _event_fields(event: EventRecord) -> Mapping[str, Any]:
@@ -40,7 +39,9 @@ def _event_fields(event: EventRecord) -> Mapping[str, Any]:
     return event.attributes
 
 
-def _sources(span: SpanRecord, events: Sequence[EventRecord]) -> list[Mapping[str, Any]]:
+def _sources(span: SpanRecord, events: Sequence[EventRecord]) -> Sequence[Mapping[str, Any]]:
+    if not (span.events or events):
+        return (span.attributes,)
     details = [
         _event_fields(event)
         for event in all_events(span, events)
@@ -59,13 +60,21 @@ def _first(sources: Sequence[Mapping[str, Any]], key: str) -> Any:
 
 def extract(span: SpanRecord, events: Sequence[EventRecord] = ()) -> Interaction | None:
     sources = _sources(span, events)
-    values = {key: _first(sources, key) for key in _CONTENT_KEYS}
-    if all(value is None for value in values.values()):
+    input_value = _first(sources, INPUT_MESSAGES)
+    output_value = _first(sources, OUTPUT_MESSAGES)
+    instructions_value = _first(sources, SYSTEM_INSTRUCTIONS)
+    tools_value = _first(sources, TOOL_DEFINITIONS)
+    if (
+        input_value is None
+        and output_value is None
+        and instructions_value is None
+        and tools_value is None
+    ):
         return None
-    input_messages, input_cut = messages_from_value(values[INPUT_MESSAGES], "user")
-    output_messages, output_cut = messages_from_value(values[OUTPUT_MESSAGES], "assistant")
-    instructions, instructions_cut = system_instructions_from_value(values[SYSTEM_INSTRUCTIONS])
-    tools, tools_cut = tools_from_value(values[TOOL_DEFINITIONS])
+    input_messages, input_cut = messages_from_value(input_value, "user")
+    output_messages, output_cut = messages_from_value(output_value, "assistant")
+    instructions, instructions_cut = system_instructions_from_value(instructions_value)
+    tools, tools_cut = tools_from_value(tools_value)
     content = Content(
         input=input_messages,
         output=output_messages,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from otel_labelstudio.conventions import NO_CONTENT, extract
-from otel_labelstudio.conventions._common import decode_json
+from otel_labelstudio.conventions._common import _loads, decode_json
 from otel_labelstudio.model import EventRecord, Interaction, Message, SpanRecord
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -345,6 +345,55 @@ def test_decode_json_tells_cut_json_from_text() -> None:
     assert decode_json("[INST] hello") == ("[INST] hello", "text")
     # Too deep for the decoder: kept as text rather than raising.
     assert decode_json("[" * 100_000).status == "text"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ' \n[1, {"a": "b"}] \r\n',
+        "[1] x",
+        "[1]\u00a0",
+        "\u00a0[1]",
+        '{"a": 1} {"b": 2}',
+        '["\\ud800", NaN, 1e400, 18446744073709551616]',
+        '[1, 2, "thr',
+        '{"a": "\\u00',
+        "[tru",
+        "[-",
+    ],
+)
+def test_decode_json_decodes_as_json_loads_does(text: str) -> None:
+    # decode_json skips json.loads' regex scans for surrounding whitespace; the values, errors
+    # and error positions (which tell cut JSON from text) must not change.
+    try:
+        expected: Any = ("ok", repr(json.loads(text)))
+    except json.JSONDecodeError as error:
+        expected = (error.msg, error.pos)
+    try:
+        got: Any = ("ok", repr(_loads(text)))
+    except json.JSONDecodeError as error:
+        got = (error.msg, error.pos)
+    assert got == expected
+
+
+def test_decode_json_keeps_text_with_a_byte_order_mark_as_text() -> None:
+    # json.loads names the BOM in its error, the decoder says "Expecting value": text either way.
+    assert decode_json("\ufeff[1]") == ("\ufeff[1]", "text")
+
+
+def test_token_counts_that_are_not_finite_are_no_counts() -> None:
+    found = extract(
+        span(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.usage.input_tokens": float("nan"),
+                "gen_ai.usage.prompt_tokens": 12,
+                "gen_ai.usage.output_tokens": float("inf"),
+            }
+        )
+    )
+    assert found is not None
+    assert (found.input_tokens, found.output_tokens) == (12, None)
 
 
 def test_operation_details_log_record_with_structured_attributes() -> None:

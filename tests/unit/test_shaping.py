@@ -247,6 +247,9 @@ def test_auto_config_layout() -> None:
         ),
         response=ResponseSlot(from_name="response", to_name="prompt"),
     )
+    assert layout.is_auto
+    assert not parse_label_config(default_label_config(Shape.DIALOGUE)).is_auto
+    assert not parse_label_config(default_label_config(Shape.PROMPT)).is_auto
 
 
 @pytest.mark.parametrize(
