@@ -205,8 +205,13 @@ class Assembler:
         joined = waiting.joined
         if everything or waiting.extended or joined.events or joined.span.events:
             return False
-        if any(key.startswith(_CONTENT_KEYS) for key in joined.span.attributes):
+        attributes = joined.span.attributes
+        # Most spans hold the latest convention's messages: one lookup before the prefix scan.
+        if "gen_ai.input.messages" in attributes:
             return False
+        for key in attributes:  # a plain loop: this runs for every span without events
+            if key.startswith(_CONTENT_KEYS):
+                return False
         waiting.extended = True
         waiting.due = now + _EXTENSION * max(self.window_s, 1.0)
         return True
@@ -222,6 +227,9 @@ class Assembler:
         def during(event: EventRecord) -> bool:
             return start <= event.time_unix_nano <= end
 
+        orphan_keys = self._orphans_in_trace.get(span.trace_id)
+        if not self._loose and not orphan_keys:
+            return  # the common case: nothing is waiting for a span to take it
         instance = _instance(span.resource)
         loose = self._loose.get(instance)
         if loose:
@@ -239,7 +247,7 @@ class Assembler:
         if any(event.span_id == span.span_id for event in joined.events):
             return  # the instrumentation names this span: it names its own events
         # Events naming another span of this trace that never comes here (a workflow span).
-        for key in list(self._orphans_in_trace.get(span.trace_id, ())):
+        for key in list(orphan_keys or ()):
             arrived, events = self._orphans[key]
             taken = [e for e in events if during(e) and _instance(e.resource) == instance]
             if not taken:

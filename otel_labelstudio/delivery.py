@@ -162,12 +162,12 @@ class Delivery:
         while True:
             if deadline is not None and self.clock() >= deadline:
                 return False
-            batch = self.spool.next_batch(self.batch_size)
-            if not batch:
-                return True
-            partial = not everything and len(batch) < self.batch_size
-            if partial and batch[0].created + self.linger_s > self.clock():
-                return False
+            batch = self.spool.next_batch(
+                self.batch_size,
+                partial_if_created_by=None if everything else self.clock() - self.linger_s,
+            )
+            if not batch:  # nothing ready, or a partial batch waiting out its linger
+                return self.spool.oldest_ready() is None
             try:
                 self._import(batch)
             except LabelStudioError as exc:

@@ -461,18 +461,32 @@ class Spool:
             ).fetchone()
         return float(row[0]) if row else None
 
-    def next_batch(self, limit: int) -> list[SpooledTask]:
-        """The oldest ready task and the ready tasks of the same project after it."""
+    def next_batch(
+        self, limit: int, *, partial_if_created_by: float | None = None
+    ) -> list[SpooledTask]:
+        """The oldest ready task and the ready tasks of the same project after it, up to
+        `limit`. With `partial_if_created_by`, a batch short of `limit` comes back only if its
+        oldest task was created by then (its linger is over); else none, found out without
+        reading a payload."""
         with self._lock:
             first = self._db.execute(
-                "SELECT project_id FROM tasks WHERE state = 0 ORDER BY seq LIMIT 1"
+                "SELECT project_id, created FROM tasks WHERE state = 0 ORDER BY seq LIMIT 1"
             ).fetchone()
             if first is None:
                 return []
+            project_id, created = first
+            if partial_if_created_by is not None and created > partial_if_created_by:
+                ready = self._db.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM tasks"
+                    " WHERE state = 0 AND project_id = ? LIMIT ?)",
+                    (project_id, limit),
+                ).fetchone()[0]
+                if ready < limit:
+                    return []
             rows = self._db.execute(
                 "SELECT key, project_id, payload, created FROM tasks NATURAL JOIN task_payloads"
                 " WHERE state = 0 AND project_id = ? ORDER BY seq LIMIT ?",
-                (first[0], limit),
+                (project_id, limit),
             ).fetchall()
         return [SpooledTask(*row) for row in rows]
 

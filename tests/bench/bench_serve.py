@@ -37,6 +37,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -222,6 +223,9 @@ def build_requests(templates: int = TEMPLATES) -> tuple[list[bytes], int]:
 
 # ---- Label Studio, stubbed ------------------------------------------------------------------
 
+_TRACE_ID = re.compile(r'"trace_id":"([0-9a-f]*)"')
+_SPAN_ID = re.compile(r'"span_id":"([0-9a-f]*)"')
+
 
 class StubLabelStudio:
     """The methods of `otel_labelstudio.labelstudio.LabelStudio` that the pipeline calls; imports
@@ -257,9 +261,16 @@ class StubLabelStudio:
 
         self.import_calls += 1
         self.imported += len(tasks)
-        for task in tasks:
-            data = json.loads(task)["data"]
-            self.keys.add(f"{data['trace_id']}:{data['span_id']}")
+        # Label Studio's own cost is not what is measured: the keys are read with a regex (a
+        # tenth of json.loads' CPU), and every hundredth task is parsed whole to check it.
+        for n, task in enumerate(tasks):
+            trace_id, span_id = _TRACE_ID.search(task), _SPAN_ID.search(task)
+            if trace_id is None or span_id is None:
+                raise ValueError(f"a task without ids: {task[:200]}")
+            self.keys.add(f"{trace_id[1]}:{span_id[1]}")
+            if n % 100 == 0:
+                data = json.loads(task)["data"]
+                assert (data["trace_id"], data["span_id"]) == (trace_id[1], span_id[1])
         first = self._next_task
         self._next_task += len(tasks)
         return Imported(list(range(first, self._next_task)), None)

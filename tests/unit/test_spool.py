@@ -224,6 +224,14 @@ def test_batches_are_per_project_oldest_first() -> None:
     assert [t.key for t in spool.in_flight()] == ["k:1", "k:3"]
 
 
+def test_a_partial_batch_waits_out_its_linger_and_a_full_one_does_not() -> None:
+    spool = Spool(None, max_bytes=1_000_000, clock=lambda: 100.0)
+    spool.add_tasks([task(1), task(2)])  # created at 100.0
+    assert spool.next_batch(3, partial_if_created_by=99.0) == []
+    assert [t.key for t in spool.next_batch(2, partial_if_created_by=99.0)] == ["k:1", "k:2"]
+    assert [t.key for t in spool.next_batch(3, partial_if_created_by=100.0)] == ["k:1", "k:2"]
+
+
 def test_dead_letters_are_listed_redriven_and_purged() -> None:
     spool = Spool(None, max_bytes=1_000_000)
     spool.add_tasks([task(1), task(2), task(3)])

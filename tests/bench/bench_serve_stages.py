@@ -1,0 +1,140 @@
+"""Where `serve`'s CPU goes, stage by stage, on the load of bench_serve.py.
+
+    .venv/bin/python tests/bench/bench_serve_stages.py [--requests N] [--rounds K]
+
+bench_serve.py measures the whole service (both receivers, threads, the GIL); this runs the same
+stages one after the other in one thread, on the same requests (512 spans, 10 % GenAI with ~1 KB
+prompts), so each one's cost can be read on its own and a change to one can be measured without
+the noise of the others:
+
+    decode            ExportTraceServiceRequest.FromString (the receivers' first step)
+    cut GenAI part    genai_spans + SerializeToString: the scan of every span, the copy of the
+                      GenAI ones (what the receivers do after decoding)
+    spool request     Spool.add_encoded: one committed row per request
+    read + decode     Spool.read_records: the row back, its spans made records (the worker)
+    route             Stages.route: extract the interaction, dedupe, route, redact
+    shape             task_for with the default auto layout
+    spool tasks       Spool.add_tasks: JSON-encode, store, forget the inbox rows
+    deliver           Delivery.deliver into a stub Label Studio that only counts (no HTTP)
+
+Each stage runs over `--requests` requests; the whole sequence is repeated `--rounds` times on a
+fresh spool and the best round of each stage is printed, in CPU time (`time.process_time()`),
+as µs per GenAI span and µs per span of the load. The total is the CPU one span costs `serve`
+without the servers' own work (gRPC / HTTP framing, threads), so bench_serve.py's figure is
+below it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_serve  # the load and the stub are bench_serve's
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from otel_labelstudio.assemble import Joined
+    from otel_labelstudio.config import Settings
+    from otel_labelstudio.delivery import Delivery
+    from otel_labelstudio.pipeline import Stages
+    from otel_labelstudio.receiver.otlp import genai_spans
+    from otel_labelstudio.routing import Router
+    from otel_labelstudio.shaping import Shape, default_label_config, parse_label_config, task_for
+    from otel_labelstudio.spool import OTLP_TRACES, Encoded, Spool
+
+    templates, genai_per_request = bench_serve.build_requests()
+    bodies = [
+        bench_serve._fresh(templates[n % len(templates)], n + 1) for n in range(args.requests)
+    ]
+    genai = args.requests * genai_per_request
+    spans = args.requests * bench_serve.SPANS_PER_REQUEST
+    settings = Settings.load({"url": "http://stub", "project_name": "b", "mode": "auto"}, {})
+    layout = parse_label_config(default_label_config(Shape.AUTO))
+    best: dict[str, float] = {}
+
+    def stage(name: str, work: Callable[[], Any]) -> Any:
+        gc.collect()
+        started = time.process_time()
+        result = work()
+        spent = time.process_time() - started
+        best[name] = min(best.get(name, spent), spent)
+        return result
+
+    for _ in range(args.rounds):
+        spool = Spool(Path(tempfile.mkdtemp(prefix="bench-stages-")) / "s.db", max_bytes=1 << 34)
+        stages = Stages(settings, Router.from_settings(settings))
+        stub = bench_serve.StubLabelStudio()
+        project, _ = stub.ensure_project("b", "")
+        delivery = Delivery(stub, spool, batch_size=settings.batch_size)  # type: ignore[arg-type]
+
+        requests = stage(
+            "decode", lambda: [ExportTraceServiceRequest.FromString(b) for b in bodies]
+        )
+        parts = stage(
+            "cut GenAI part",
+            lambda r=requests: [genai_spans(x).request.SerializeToString() for x in r],
+        )
+        stage(
+            "spool request",
+            lambda p=parts, s=spool: [
+                s.add_encoded(Encoded(OTLP_TRACES, b, genai_per_request, genai_per_request))
+                for b in p
+            ],
+        )
+        inbox = stage("read + decode", lambda s=spool: s.read_records(0, genai + 1))
+        assert len(inbox.rows) == genai, (len(inbox.rows), genai)
+        routed = stage(
+            "route",
+            lambda st=stages, i=inbox: [st.route(Joined(r, ())) for _, _, r in i.rows],
+        )
+        assert all(routed), "every GenAI span of the load is an interaction"
+        tasks = stage(
+            "shape", lambda r=routed, p=project.id: [task_for(x, layout, p) for _, x in r]
+        )
+        stored = stage(
+            "spool tasks",
+            lambda s=spool, t=tasks, i=inbox: s.add_tasks(t, [row for row, _, _ in i.rows]),
+        )
+        assert stored == genai and spool.counts()["records"] == 0
+        stage("deliver", lambda d=delivery: d.deliver(everything=True))
+        assert stub.imported == genai and spool.counts()["ready"] == 0
+        spool.close()
+
+    print(
+        f"{args.requests} requests of {bench_serve.SPANS_PER_REQUEST} spans "
+        f"({genai_per_request} GenAI each), best of {args.rounds} rounds, CPU time:"
+    )
+    total = 0.0
+    for name, spent in best.items():
+        total += spent
+        print(
+            f"  {name:<16} {spent / genai * 1e6:7.1f} µs per GenAI span"
+            f"  {spent / spans * 1e6:6.2f} µs per span"
+        )
+    print(
+        f"  {'total':<16} {total / genai * 1e6:7.1f} µs per GenAI span"
+        f"  {total / spans * 1e6:6.2f} µs per span = {spans / total:,.0f} spans per CPU-second"
+        " (before the servers' own work)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
