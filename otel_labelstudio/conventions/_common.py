@@ -496,8 +496,12 @@ def _tokens(attributes: Mapping[str, Any], keys: Sequence[str]) -> int | None:
         # A NaN or infinite count is no count (int() of it would raise).
         if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
             return int(value)
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+        if isinstance(value, str):
+            # str.strip() drops more than int() accepts around digits ("0\x1f"): convert what
+            # was checked. isdecimal, not isdigit: int() refuses superscripts.
+            text = value.strip()
+            if text.isdecimal():
+                return int(text)
     return None
 
 

@@ -184,6 +184,7 @@ class Service:
 
     def start(self) -> None:
         _tune_garbage_collector()
+        self.pipeline.yield_to_application = False  # the receivers are the only other threads
         self.grpc.start()
         self.http.start()
         logger.info(

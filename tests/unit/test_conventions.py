@@ -396,6 +396,21 @@ def test_token_counts_that_are_not_finite_are_no_counts() -> None:
     assert (found.input_tokens, found.output_tokens) == (12, None)
 
 
+def test_token_counts_as_text_are_read_when_they_are_plain_digits() -> None:
+    def counts(input_tokens: str, output_tokens: str) -> tuple[int | None, int | None]:
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens,
+        }
+        found = extract(span(attributes))
+        assert found is not None
+        return found.input_tokens, found.output_tokens
+
+    assert counts(" 12 ", "0\x1f") == (12, 0)  # what str.strip() drops, int() may refuse
+    assert counts("²", "1e3") == (None, None)  # a superscript is a digit, not a number
+
+
 def test_operation_details_log_record_with_structured_attributes() -> None:
     # openai-v2 in `event_only` mode: the content is only in the log record's attributes.
     details = log_event(
