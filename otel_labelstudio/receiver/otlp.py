@@ -286,19 +286,10 @@ def genai_spans(request: ExportTraceServiceRequest) -> GenAIPart[ExportTraceServ
     """The GenAI spans of a request, with their resources and scopes, as a request of their own:
     what `serve` keeps (see `decode_genai`). Copying messages is done by upb, in C."""
     rejections = _Rejections()
-    part: ExportTraceServiceRequest | None = None
-    into: tuple[Any, Any] = (None, None)  # the source ScopeSpans, the part's copy of it
-    kept = 0
-    for _, resource_spans, scope_spans, span in _genai_spans(request, rejections):
-        if into[0] is not scope_spans:
-            if part is None:
-                part = ExportTraceServiceRequest()
-            copy = part.resource_spans.add(
-                resource=resource_spans.resource, schema_url=resource_spans.schema_url
-            ).scope_spans.add(scope=scope_spans.scope, schema_url=scope_spans.schema_url)
-            into = (scope_spans, copy)
-        into[1].spans.append(span)
-        kept += 1
+    found = ((rs, ss, span) for _, rs, ss, span in _genai_spans(request, rejections))
+    part, kept = _cut_out(
+        found, ExportTraceServiceRequest, ("resource_spans", "scope_spans", "spans")
+    )
     return GenAIPart(part, kept, rejections.received, rejections.count, rejections.reasons)
 
 
@@ -341,20 +332,39 @@ def event_records(request: ExportLogsServiceRequest) -> Decoded[EventRecord]:
 def genai_events(request: ExportLogsServiceRequest) -> GenAIPart[ExportLogsServiceRequest]:
     """The GenAI events of a request as a request of their own (see `genai_spans`)."""
     rejections = _Rejections()
-    part: ExportLogsServiceRequest | None = None
-    into: tuple[Any, Any] = (None, None)
-    kept = 0
-    for _, resource_logs, scope_logs, log_record, _ in _genai_events(request, rejections):
-        if into[0] is not scope_logs:
-            if part is None:
-                part = ExportLogsServiceRequest()
-            copy = part.resource_logs.add(
-                resource=resource_logs.resource, schema_url=resource_logs.schema_url
-            ).scope_logs.add(scope=scope_logs.scope, schema_url=scope_logs.schema_url)
-            into = (scope_logs, copy)
-        into[1].log_records.append(log_record)
-        kept += 1
+    found = ((rl, sl, record) for _, rl, sl, record, _ in _genai_events(request, rejections))
+    part, kept = _cut_out(
+        found, ExportLogsServiceRequest, ("resource_logs", "scope_logs", "log_records")
+    )
     return GenAIPart(part, kept, rejections.received, rejections.count, rejections.reasons)
+
+
+def _cut_out(
+    found: Iterable[tuple[Any, Any, Any]],
+    request_type: Callable[[], _RequestT],
+    fields: tuple[str, str, str],
+) -> tuple[_RequestT | None, int]:
+    """A request of `request_type` holding the items `found` (each with its ResourceSpans /
+    ResourceLogs and ScopeSpans / ScopeLogs, in request order) under copies of their resource
+    and scope; `fields` names the three levels. None when nothing was found."""
+    by_resource, by_scope, items = fields
+    part: _RequestT | None = None
+    into: tuple[Any, Any] = (None, None)  # the source scope level, the part's copy of it
+    kept = 0
+    for resource_level, scope_level, item in found:
+        if into[0] is not scope_level:
+            if part is None:
+                part = request_type()
+            resource_copy = getattr(part, by_resource).add(
+                resource=resource_level.resource, schema_url=resource_level.schema_url
+            )
+            scope_copy = getattr(resource_copy, by_scope).add(
+                scope=scope_level.scope, schema_url=scope_level.schema_url
+            )
+            into = (scope_level, scope_copy)
+        getattr(into[1], items).append(item)
+        kept += 1
+    return part, kept
 
 
 def _genai_events(

@@ -33,9 +33,12 @@ from otel_labelstudio.receiver import otlp
 from otel_labelstudio.receiver.otlp import (
     Decoded,
     MalformedRequest,
+    decode_genai,
     decode_logs,
     decode_traces,
     event_records,
+    genai_events,
+    genai_spans,
     plain_value,
     span_records,
 )
@@ -446,6 +449,42 @@ def test_genai_log_records_with_unusable_ids_are_rejected_one_by_one() -> None:
         "span_id must be empty or 8 bytes, got 9",
         "trace_id must be empty or 16 bytes, got 15",
     ]
+
+
+def test_the_genai_part_serve_keeps_decodes_to_the_same_records() -> None:
+    # serve spools the part genai_spans / genai_events cut out, and decode_genai reads it back:
+    # the records must be those span_records / event_records make of the whole request, with
+    # the same rejections, across several resources and scopes.
+    traces = encode_spans(_spans())
+    traces.resource_spans.add().CopyFrom(encode_spans(_spans()[:3]).resource_spans[0])
+    first_scope = traces.resource_spans[0].scope_spans[0]
+    first_scope.spans[0].span_id = b"\x01" * 3  # rejected wherever it is GenAI
+    logs = encode_logs(_logs())
+    logs.resource_logs.add().CopyFrom(logs.resource_logs[0])
+    logs.resource_logs[1].scope_logs[0].log_records[0].trace_id = b"\x01" * 15
+
+    for request, whole, cut, is_traces in (
+        (traces, span_records, genai_spans, True),
+        (logs, event_records, genai_events, False),
+    ):
+        expected = whole(request)  # type: ignore[operator]
+        part = cut(request)  # type: ignore[operator]
+        assert part.request is not None and part.kept == len(expected.records) > 0
+        assert (part.received, part.rejected, part.reasons) == (
+            expected.received,
+            expected.rejected,
+            expected.reasons,
+        )
+        again = decode_genai(is_traces, part.request.SerializeToString())
+        assert again == expected.records
+
+
+def test_a_request_without_genai_items_has_no_part() -> None:
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="GET /")])])]
+    )
+    part = genai_spans(request)
+    assert part.request is None and part.kept == 0 and part.received == 1
 
 
 def test_all_zero_log_ids_mean_unset() -> None:
