@@ -268,10 +268,10 @@ class Pipeline:
         self._flush_done = threading.Condition(self._lock)
         # The spool row behind each record the worker holds in memory (by the record's id(): the
         # assembler keeps every record alive until it hands it back); the inbox cursor.
-        self._rows: dict[int, int] = {}
+        self._rows: dict[int, tuple[int, bool]] = {}  # id(record) -> its row, is it a span
         self._cursor = 0
         self._read_up_to = 0.0  # every record received up to then has been read
-        self._awaiting_project: list[tuple[Destination, Interaction, list[int]]] = []
+        self._awaiting_project: list[tuple[Destination, Interaction, tuple[list[int], int]]] = []
         self._project_retry_at = 0.0
         self._project_backoff = Backoff(maximum_s=settings.max_backoff_s)
         self._warned_full = False
@@ -509,15 +509,23 @@ class Pipeline:
                 routed = None
             rows = self._rows_of([joined.span, *joined.events])
             if routed is None:
-                self.spool.forget_records(rows)  # the span makes no task
+                self.spool.forget_records(*rows)  # the span makes no task
             else:
                 self._awaiting_project.append((*routed, rows))
         # Records the assembler let go of (duplicates, late or orphaned events).
-        self.spool.forget_records(self._rows_of(self.assembler.take_discarded()))
+        self.spool.forget_records(*self._rows_of(self.assembler.take_discarded()))
         self._shape_awaiting(force=flush)
 
-    def _rows_of(self, records: Sequence[Record]) -> list[int]:
-        return [row for row in (self._rows.pop(id(r), None) for r in records) if row is not None]
+    def _rows_of(self, records: Sequence[Record]) -> tuple[list[int], int]:
+        """The spool rows of `records` (one per record) and how many of them are spans."""
+        rows: list[int] = []
+        spans = 0
+        for record in records:
+            found = self._rows.pop(id(record), None)
+            if found is not None:
+                rows.append(found[0])
+                spans += found[1]
+        return rows, spans
 
     def _take_incoming(self) -> None:
         """The exporter's queue → records → the spool's inbox (one transaction per batch)."""
@@ -557,7 +565,7 @@ class Pipeline:
             for n, (row_id, received, record) in enumerate(inbox.rows, 1):
                 self._let_the_application_run(n)
                 self._cursor = row_id
-                self._rows[id(record)] = row_id
+                self._rows[id(record)] = (row_id, isinstance(record, SpanRecord))
                 # Rows come in the order they were received; others of the same moment may
                 # still be unread.
                 self._read_up_to = max(self._read_up_to, received - 1e-6)
@@ -578,9 +586,10 @@ class Pipeline:
             return
         if not force and self.clock() < self._project_retry_at:
             return
-        still_waiting: list[tuple[Destination, Interaction, list[int]]] = []
+        still_waiting: list[tuple[Destination, Interaction, tuple[list[int], int]]] = []
         tasks: list[Task] = []
         consumed: list[int] = []
+        consumed_spans = 0
         for n, (destination, interaction, rows) in enumerate(self._awaiting_project, 1):
             self._let_the_application_run(n)
             project = self._resolve(destination.project, force=force)
@@ -599,10 +608,11 @@ class Pipeline:
             except Exception:  # one interaction that cannot be shaped costs only itself
                 self.counts["dropped_unprocessable"] += 1
                 logger.exception("could not shape the task for span %s", interaction.key)
-            consumed.extend(rows)
+            consumed.extend(rows[0])
+            consumed_spans += rows[1]
         self._awaiting_project = still_waiting
         if tasks or consumed:
-            stored = self.spool.add_tasks(tasks, consumed)
+            stored = self.spool.add_tasks(tasks, consumed, consumed_spans=consumed_spans)
             if stored < len(tasks):
                 self.counts["duplicate_interaction"] += len(tasks) - stored
             if stored:

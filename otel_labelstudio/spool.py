@@ -239,8 +239,11 @@ class Spool:
             "SELECT COALESCE((SELECT SUM(LENGTH(body)) FROM inbox), 0)"
             " + COALESCE((SELECT SUM(size) FROM tasks), 0)"
         )
-        # Rows read and not yet done with: row id -> [records not yet forgotten, body bytes].
+        # Rows read and not yet done with: row id -> [records not yet forgotten, body bytes,
+        # records in the row, spans in the row]; and how many records and spans of those rows
+        # are done with (counts() leaves them out).
         self._open_rows: dict[int, list[int]] = {}
+        self._open_done = [0, 0]
         self.prune_ledger()
 
     def _create_schema(self) -> None:
@@ -363,38 +366,48 @@ class Spool:
                 if not records:
                     unreadable.append(row_id)
                     continue
-                self._open_rows[row_id] = [len(records), len(body)]
+                spans = sum(1 for record in records if isinstance(record, SpanRecord))
+                self._open_rows[row_id] = [len(records), len(body), len(records), spans]
                 at = float(received)
                 found.extend((row_id, at, record) for record in records)
         if unreadable:
             self.forget_records(unreadable)
         return Inbox(found, as_of)
 
-    def forget_records(self, row_ids: Iterable[int]) -> None:
+    def forget_records(self, row_ids: Iterable[int], spans: int = 0) -> None:
         """Records are done with (a task now holds them, or they make none): one row id per
-        record. A row goes once all the records read from it are done with; a row not read
-        through this spool goes at once."""
+        record, and how many of them are spans. A row goes once all the records read from it
+        are done with; a row not read through this spool goes at once."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            freed = self._forget_rows(row_ids)
+            freed = self._forget_rows(row_ids, spans)
         self._bytes -= freed
 
-    def _forget_rows(self, row_ids: Iterable[int]) -> int:
+    def _forget_rows(self, row_ids: Iterable[int], spans: int) -> int:
         """Inside a transaction: count the records off, delete the rows left with none; returns
         the bytes freed."""
         done: list[tuple[int]] = []
         unknown: list[int] = []
         freed = 0
+        records_done, spans_done = self._open_done
+        spans_done += spans
         for row_id in row_ids:
             open_row = self._open_rows.get(row_id)
             if open_row is None:
                 unknown.append(row_id)
                 continue
+            records_done += 1
             open_row[0] -= 1
             if open_row[0] <= 0:
                 del self._open_rows[row_id]
                 done.append((row_id,))
                 freed += open_row[1]
+                # The row's records and spans leave the inbox's sums with it.
+                records_done -= open_row[2]
+                spans_done -= open_row[3]
+        # With no row open, nothing can be done with (and a count given for a row that was
+        # never opened must not linger).
+        self._open_done = [records_done, spans_done] if self._open_rows else [0, 0]
         for chunk in _chunks(sorted(set(unknown)), 500):
             marks = ",".join("?" * len(chunk))
             row = self._db.execute(
@@ -408,10 +421,13 @@ class Spool:
 
     # ---- tasks -----------------------------------------------------------------------------
 
-    def add_tasks(self, tasks: Sequence[Task], consumed: Iterable[int] = ()) -> int:
-        """Store `tasks` and forget the records they were made from (one row id per record), in
-        one transaction. A task whose span is already spooled, delivered or dead-lettered is not
-        stored again. Returns how many were stored."""
+    def add_tasks(
+        self, tasks: Sequence[Task], consumed: Iterable[int] = (), *, consumed_spans: int = 0
+    ) -> int:
+        """Store `tasks` and forget the records they were made from (one row id per record;
+        `consumed_spans` of them spans), in one transaction. A task whose span is already
+        spooled, delivered or dead-lettered is not stored again. Returns how many were
+        stored."""
         now = self.clock()
         encoded = [(t.key, t.project_id, encode_task(t.payload)) for t in tasks]
         stored = added = 0
@@ -431,7 +447,7 @@ class Spool:
                     )
                     stored += 1
                     added += len(payload)
-            freed = self._forget_rows(consumed)
+            freed = self._forget_rows(consumed, consumed_spans)
         self._bytes += added - freed
         return stored
 
@@ -439,8 +455,8 @@ class Spool:
         return self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 0")
 
     def counts(self) -> dict[str, int]:
-        """records: spans and events in the inbox (spans: the spans among them); a row goes
-        once all its records are done with, so these count the records of rows in progress."""
+        """records: spans and events in the inbox not yet done with (spans: the spans among
+        them)."""
         with self._lock:
             if self._closed_counts is not None:
                 return dict(self._closed_counts)
@@ -451,8 +467,10 @@ class Spool:
                 " (SELECT COUNT(*) FROM tasks WHERE state = 1),"
                 " (SELECT COUNT(*) FROM dead_letter)"
             ).fetchone()
+        records, spans, *rest = (int(v) for v in row)
+        counted = (records - self._open_done[0], spans - self._open_done[1], *rest)
         names = ("records", "spans", "ready", "in_flight", "dead_letter")
-        return dict(zip(names, (int(v) for v in row), strict=True))
+        return dict(zip(names, counted, strict=True))
 
     def oldest_ready(self) -> float | None:
         with self._lock:
