@@ -241,7 +241,9 @@ class GrpcReceiver:
                 if signal == "traces"
                 else (decode_logs(body, "protobuf"))
             )
-            accepted = hand_over(self.sink, signal, request, self._metrics, "grpc")
+            accepted = hand_over(
+                self.sink, signal, request, self._metrics, "grpc", protobuf_body=body
+            )
         except MalformedRequest as error:
             return _Failure(grpc.StatusCode.INVALID_ARGUMENT, str(error), "invalid")
         except InvalidData as refusal:

@@ -437,7 +437,14 @@ class _Handler(BaseHTTPRequestHandler):
                 read_body=True,
             ) from None
         try:
-            accepted = hand_over(receiver.sink, signal, request, receiver.metrics, "http")
+            accepted = hand_over(
+                receiver.sink,
+                signal,
+                request,
+                receiver.metrics,
+                "http",
+                protobuf_body=body if encoding == "protobuf" else None,
+            )
         except InvalidData as refusal:
             raise _Refusal(
                 HTTPStatus.BAD_REQUEST,

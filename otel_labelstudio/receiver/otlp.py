@@ -19,6 +19,9 @@ costs the exact key scan that follows. (Serializing a whole `ScopeSpans` first, 
 without a hit, measured slower than serializing its spans one by one.) Log records are named by
 `event_name`; their scopes are searched first, since most log records are not events at all.
 
+A request whose protobuf body holds none of those byte strings at all cannot hold a GenAI span
+(`may_hold_genai`): the receivers accept it after that one search, without the scan.
+
 `serve` does not convert spans on the request path: `genai_spans` / `genai_events` cut the GenAI
 part out of a request (upb copies it) and the spool stores it serialized; the worker turns it
 into records with `decode_genai`.
@@ -67,6 +70,7 @@ __all__ = [
     "genai_spans",
     "json_document",
     "logs_from_json",
+    "may_hold_genai",
     "plain_attributes",
     "plain_value",
     "span_records",
@@ -270,6 +274,17 @@ class GenAIPart(Generic[_RequestT]):
     received: int
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+
+
+def may_hold_genai(traces: bool, body: bytes) -> bool:
+    """False when a protobuf request body cannot hold a GenAI span (`traces`) or GenAI event:
+    none of the byte strings that every GenAI key or event name contains occurs anywhere in it
+    (a span's or record's strings are in the body verbatim). One search of the body at memory
+    speed, where the span-by-span scan costs ~3 µs a span: most requests of most services hold
+    no LLM call at all."""
+    if not traces:
+        return _EVENT_MARKER in body
+    return any(needle in body for needle in _NEEDLES)
 
 
 def span_records(request: ExportTraceServiceRequest) -> Decoded[SpanRecord]:

@@ -27,6 +27,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from otel_labelstudio.receiver.otlp import may_hold_genai
+
 __all__ = [
     "SHUTDOWN_RETRY_AFTER_S",
     "Accepted",
@@ -113,10 +115,16 @@ def hand_over(
     request: ExportTraceServiceRequest | ExportLogsServiceRequest,
     metrics: ReceiverMetrics,
     protocol: Transport,
+    *,
+    protobuf_body: bytes | None = None,
 ) -> Accepted:
     """Give a decoded request to the sink and count what became of its items. Raises what the
-    sink raised (`Refused`, or a bug)."""
+    sink raised (`Refused`, or a bug). A request whose protobuf body holds no GenAI span or
+    event at all (`may_hold_genai`) is accepted without the sink: it has nothing to keep."""
     items = count_items(request)
+    if protobuf_body is not None and not may_hold_genai(signal == "traces", protobuf_body):
+        metrics.items(signal, protocol, "accepted", items)
+        return Accepted()
     try:
         if signal == "traces":
             assert isinstance(request, ExportTraceServiceRequest)

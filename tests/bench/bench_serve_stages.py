@@ -21,7 +21,8 @@ Each stage runs over `--requests` requests; the whole sequence is repeated `--ro
 fresh spool and the best round of each stage is printed, in CPU time (`time.process_time()`),
 as µs per GenAI span and µs per span of the load. The total is the CPU one span costs `serve`
 without the servers' own work (gRPC / HTTP framing, threads), so bench_serve.py's figure is
-below it.
+below it. Last line: the same request with its LLM calls taken out, scanned span by span, and as
+the receivers now take it (decoded, counted, and passed over after one search of its body).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def main() -> int:
     from otel_labelstudio.config import Settings
     from otel_labelstudio.delivery import Delivery
     from otel_labelstudio.pipeline import Stages
-    from otel_labelstudio.receiver.otlp import genai_spans
+    from otel_labelstudio.receiver.otlp import genai_spans, may_hold_genai
+    from otel_labelstudio.receiver.sink import count_items
     from otel_labelstudio.routing import Router
     from otel_labelstudio.shaping import Shape, default_label_config, parse_label_config, task_for
     from otel_labelstudio.spool import OTLP_TRACES, Encoded, Spool
@@ -117,6 +119,22 @@ def main() -> int:
         assert stub.imported == genai and spool.counts()["ready"] == 0
         spool.close()
 
+    ordinary = _without_genai(templates[0])
+    ordinary_spans = sum(len(s.spans) for r in ordinary.resource_spans for s in r.scope_spans)
+    ordinary_body = ordinary.SerializeToString()
+    scan_s = decode_s = float("inf")
+    for _ in range(args.rounds):
+        started = time.process_time()
+        for _ in range(args.requests):
+            genai_spans(ExportTraceServiceRequest.FromString(ordinary_body))
+        scan_s = min(scan_s, time.process_time() - started)
+        started = time.process_time()
+        for _ in range(args.requests):
+            request = ExportTraceServiceRequest.FromString(ordinary_body)
+            assert not may_hold_genai(True, ordinary_body)
+            count_items(request)
+        decode_s = min(decode_s, time.process_time() - started)
+
     print(
         f"{args.requests} requests of {bench_serve.SPANS_PER_REQUEST} spans "
         f"({genai_per_request} GenAI each), best of {args.rounds} rounds, CPU time:"
@@ -133,7 +151,30 @@ def main() -> int:
         f"  {total / spans * 1e6:6.2f} µs per span = {spans / total:,.0f} spans per CPU-second"
         " (before the servers' own work)"
     )
+    per_span = args.requests * ordinary_spans
+    print(
+        f"a request of {ordinary_spans} spans without an LLM call: scanned span by span "
+        f"{scan_s / per_span * 1e6:.2f} µs per span; decoded, counted and passed over after one "
+        f"search of its body (what the receivers do) {decode_s / per_span * 1e6:.2f} µs per span"
+    )
     return 0
+
+
+def _without_genai(body: bytes) -> Any:
+    """The request `body` with its GenAI spans taken out."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from otel_labelstudio.receiver.otlp import _is_genai_span
+
+    request = ExportTraceServiceRequest.FromString(body)
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            kept = [span for span in scope_spans.spans if not _is_genai_span(span)]
+            del scope_spans.spans[:]
+            scope_spans.spans.extend(kept)
+    return request
 
 
 if __name__ == "__main__":

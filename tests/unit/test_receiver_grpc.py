@@ -181,8 +181,9 @@ def test_retryable_refusals_carry_retry_info(
     channel: grpc.Channel, sink: ScriptedSink, refusal: Exception, code: grpc.StatusCode
 ) -> None:
     sink.answers = [refusal]
+    request = encode_spans(finished_spans())
 
-    error = export_error(lambda: TraceServiceStub(channel).Export(ExportTraceServiceRequest()))
+    error = export_error(lambda: TraceServiceStub(channel).Export(request))
 
     assert error.code() == code  # type: ignore[attr-defined]
     delay = refusal.retry_after_s  # type: ignore[attr-defined]
@@ -191,8 +192,9 @@ def test_retryable_refusals_carry_retry_info(
 
 def test_invalid_data_is_invalid_argument(channel: grpc.Channel, sink: ScriptedSink) -> None:
     sink.answers = [InvalidData("no spans with a trace id")]
+    request = encode_spans(finished_spans())
 
-    error = export_error(lambda: TraceServiceStub(channel).Export(ExportTraceServiceRequest()))
+    error = export_error(lambda: TraceServiceStub(channel).Export(request))
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert error.details() == "no spans with a trace id"  # type: ignore[attr-defined]
@@ -212,12 +214,31 @@ def test_a_sink_failure_asks_for_the_request_again(
     channel: grpc.Channel, sink: ScriptedSink
 ) -> None:
     sink.answers = [RuntimeError("bug")]
+    request = encode_logs(finished_logs())
 
-    error = export_error(lambda: LogsServiceStub(channel).Export(ExportLogsServiceRequest()))
+    error = export_error(lambda: LogsServiceStub(channel).Export(request))
 
     # Not INTERNAL: a Collector drops data on a permanent error; nothing was kept here.
     assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert "send again" in error.details()  # type: ignore[attr-defined]
+
+
+def test_a_request_without_genai_items_is_accepted_without_the_sink(
+    channel: grpc.Channel, sink: ScriptedSink
+) -> None:
+    # Nothing in it could be kept: even a full sink does not make its sender retry it.
+    sink.answers = [Overloaded(retry_after_s=1.0)] * 2
+    ordinary = ExportTraceServiceRequest()
+    ordinary.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="GET /orders"
+    )
+    TraceServiceStub(channel).Export(ordinary)
+    TraceServiceStub(channel).Export(ExportTraceServiceRequest())
+    LogsServiceStub(channel).Export(ExportLogsServiceRequest())
+    assert sink.traces == [] and sink.logs == []
+    # A GenAI span anywhere in it, and the sink decides.
+    error = export_error(lambda: TraceServiceStub(channel).Export(encode_spans(finished_spans())))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
 
 
 def test_message_over_the_limit_is_resource_exhausted_without_retry_info(
