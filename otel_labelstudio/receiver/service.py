@@ -9,6 +9,7 @@ spool is at its bound the sender is told to retry later, so the data stays with 
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -224,6 +225,7 @@ class Service:
 _GC_YOUNG_THRESHOLD = 50_000
 
 
+@functools.cache  # once per process (tests start many services in one)
 def _tune_garbage_collector() -> None:
     """The service's data has no reference cycles (records, dicts, tuples, strings), yet every
     700 allocations CPython walks the young objects, and every so often all of them: with
