@@ -229,7 +229,7 @@ _GC_YOUNG_THRESHOLD = 50_000
 def _tune_garbage_collector() -> None:
     """The service's data has no reference cycles (records, dicts, tuples, strings), yet every
     700 allocations CPython walks the young objects, and every so often all of them: with
-    thousands of records in flight and the modules' own objects, that was measured at a fifth
+    thousands of records in flight and the modules' own objects, that was measured at a sixth
     of the worker's CPU (tests/bench/bench_serve.py). Objects alive at start-up (modules, the
     SDK, settings) are frozen out of collections for good, and the young generation is let to
     grow larger before it is collected. Cycles are still collected, less often. Set
