@@ -50,23 +50,27 @@ class PipelineSink:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
-        part = genai_spans(request)
+    def accept_traces(
+        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted:
+        part = genai_spans(request, protobuf_body)
         return self._accept(part, OTLP_TRACES, part.kept, "spans")
 
-    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
+    def accept_logs(
+        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted:
         return self._accept(genai_events(request), OTLP_LOGS, 0, "log records")
 
     def ready(self) -> bool:
         return self.pipeline.accepting and not self.pipeline.spool_full
 
-    def _accept(self, decoded: GenAIPart[Any], kind: int, spans: int, what: str) -> Accepted:
+    def _accept(self, decoded: GenAIPart, kind: int, spans: int, what: str) -> Accepted:
         """Spool the GenAI part of a request as it came (protobuf; the worker makes records of
         it), or refuse the whole request."""
         if not self.pipeline.accepting:
             raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)
-        if decoded.request is not None and not self.pipeline.accept_encoded(
-            Encoded(kind, decoded.request.SerializeToString(), decoded.kept, spans)
+        if decoded.body is not None and not self.pipeline.accept_encoded(
+            Encoded(kind, decoded.body, decoded.kept, spans)
         ):
             if not self.pipeline.accepting:
                 raise Unavailable(retry_after_s=_RETRY_AFTER_SHUTDOWN_S)

@@ -95,9 +95,13 @@ class Sink(Protocol):
     """Takes decoded requests. Called concurrently from the servers' worker threads; must return
     (or refuse) promptly: the sender waits for the answer."""
 
-    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted: ...
+    def accept_traces(
+        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted: ...
 
-    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted: ...
+    def accept_logs(
+        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted: ...
 
     def ready(self) -> bool: ...
 
@@ -128,10 +132,10 @@ def hand_over(
     try:
         if signal == "traces":
             assert isinstance(request, ExportTraceServiceRequest)
-            accepted = sink.accept_traces(request)
+            accepted = sink.accept_traces(request, protobuf_body)
         else:
             assert isinstance(request, ExportLogsServiceRequest)
-            accepted = sink.accept_logs(request)
+            accepted = sink.accept_logs(request, protobuf_body)
     except BaseException:
         metrics.items(signal, protocol, "refused", items)
         raise

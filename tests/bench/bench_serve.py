@@ -24,8 +24,9 @@ Printed per transport: spans/s and requests/s accepted (wall clock, until the pi
 everything it took), the server process's CPU time per span (`time.process_time()`: all of its
 threads, so "on one core" means CPU-seconds, whatever the wall clock says), and spans/s per
 CPU-second. Next to it: the rate at which this process merely decodes and scans the same requests
-(`genai_spans(ExportTraceServiceRequest.FromString(b))` in a loop: every span searched, the GenAI
-ones found), the floor under any receiver. `bench_serve_stages.py` splits the rest by stage.
+(`genai_spans(ExportTraceServiceRequest.FromString(b), b)` in a loop: every span searched, the
+GenAI ones found, as the receivers do), the floor under any receiver. `bench_serve_stages.py`
+splits the rest by stage.
 The stub's task count is checked against the GenAI spans accepted; exits 1 when it differs or when
 a transport's rate is below the goal (100k spans/s per CPU-second) with --check.
 """
@@ -529,14 +530,14 @@ def decode_scan_rate(templates: list[bytes], seconds: float) -> tuple[float, flo
     from otel_labelstudio.receiver.otlp import genai_spans
 
     records_per_pass = sum(
-        genai_spans(ExportTraceServiceRequest.FromString(b)).kept for b in templates
+        genai_spans(ExportTraceServiceRequest.FromString(b), b).kept for b in templates
     )
     spans = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     deadline = wall0 + seconds
     while time.perf_counter() < deadline:
         for body in templates:
-            genai_spans(ExportTraceServiceRequest.FromString(body))
+            genai_spans(ExportTraceServiceRequest.FromString(body), body)
         spans += SPANS_PER_REQUEST * len(templates)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return spans / cpu, spans / wall, records_per_pass
@@ -637,8 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     decode_cpu, decode_wall, records = decode_scan_rate(templates, args.decode_seconds)
     print(
-        f"\ndecode + scan only (genai_spans(ExportTraceServiceRequest.FromString(b)), one thread, "
-        f"same requests; {records} GenAI spans per {len(templates)} requests): "
+        "\ndecode + scan only (genai_spans(ExportTraceServiceRequest.FromString(b), b), one "
+        f"thread, same requests; {records} GenAI spans per {len(templates)} requests): "
         f"{_fmt(decode_cpu)} spans per CPU-second ({_fmt(decode_wall)} spans/s wall)"
     )
     print(f"\nsummary (spans per CPU-second of the server process; goal {GOAL_SPANS_PER_CPU_S:,}):")

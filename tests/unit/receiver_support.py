@@ -40,11 +40,15 @@ class ScriptedSink:
             raise answer
         return answer
 
-    def accept_traces(self, request: ExportTraceServiceRequest) -> Accepted:
+    def accept_traces(
+        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted:
         self.traces.append(request)
         return self._answer()
 
-    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
+    def accept_logs(
+        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
+    ) -> Accepted:
         self.logs.append(request)
         return self._answer()
 

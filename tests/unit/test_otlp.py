@@ -468,23 +468,32 @@ def test_the_genai_part_serve_keeps_decodes_to_the_same_records() -> None:
         (logs, event_records, genai_events, False),
     ):
         expected = whole(request)  # type: ignore[operator]
-        part = cut(request)  # type: ignore[operator]
-        assert part.request is not None and part.kept == len(expected.records) > 0
-        assert (part.received, part.rejected, part.reasons) == (
-            expected.received,
-            expected.rejected,
-            expected.reasons,
-        )
-        again = decode_genai(is_traces, part.request.SerializeToString())
-        assert again == expected.records
+        # Traces are also cut from the bytes they were sent as (what the receivers do).
+        bodies = (None, request.SerializeToString()) if is_traces else (None,)
+        for body in bodies:
+            part = cut(request, body) if body else cut(request)  # type: ignore[operator]
+            assert part.body is not None and part.kept == len(expected.records) > 0
+            assert (part.received, part.rejected, part.reasons) == (
+                expected.received,
+                expected.rejected,
+                expected.reasons,
+            )
+            assert decode_genai(is_traces, part.body) == expected.records
+
+
+def test_a_body_that_is_not_the_requests_own_is_not_trusted() -> None:
+    request = encode_spans(_spans())
+    other = ExportTraceServiceRequest()  # no spans: the shortcut's counts cannot match
+    part = genai_spans(request, other.SerializeToString())
+    assert decode_genai(True, part.body or b"") == span_records(request).records
 
 
 def test_a_request_without_genai_items_has_no_part() -> None:
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="GET /")])])]
     )
-    part = genai_spans(request)
-    assert part.request is None and part.kept == 0 and part.received == 1
+    for part in (genai_spans(request), genai_spans(request, request.SerializeToString())):
+        assert part.body is None and part.kept == 0 and part.received == 1
 
 
 def test_all_zero_log_ids_mean_unset() -> None:

@@ -114,10 +114,10 @@ def test_the_services_protobuf_rows_decode_to_the_same_records_as_the_request() 
         item.attributes.add(
             key="gen_ai.operation.name" if n % 2 else "http.route"
         ).value.string_value = "x"
-    part = genai_spans(request)
-    assert part.request is not None and part.kept == 2 and part.received == 4
+    part = genai_spans(request, request.SerializeToString())
+    assert part.body is not None and part.kept == 2 and part.received == 4
     spool = Spool(None, max_bytes=1_000_000)
-    assert spool.add_encoded(Encoded(OTLP_TRACES, part.request.SerializeToString(), 2, 2))
+    assert spool.add_encoded(Encoded(OTLP_TRACES, part.body, 2, 2))
     got = [record for _, _, record in spool.read_records(0, 10).rows]
     assert got == span_records(request).records
     assert [r.span_id for r in got] == ["0000000000000002", "0000000000000004"]
