@@ -14,11 +14,12 @@ Most spans are not GenAI and must cost next to nothing. Reading one attribute ke
 message costs ~0.2 µs (a wrapper object and a str per key), so before any key is read, each span
 is searched, as bytes, for a few byte strings that the filter's prefixes contain: in `serve`, in
 the bytes it was sent as (`_SpansAsSent` hands them over without decoding them); elsewhere (JSON
-bodies, replayed files) it is serialized first, which upb does in C. A key or event name that starts with a prefix contains it verbatim in
-the wire format, so the search never misses a GenAI span; a hit in an attribute *value* only
-costs the exact key scan that follows. (Serializing a whole `ScopeSpans` first, to skip scopes
-without a hit, measured slower than serializing its spans one by one.) Log records are named by
-`event_name`; their scopes are searched first, since most log records are not events at all.
+bodies, replayed files) it is serialized first, which upb does in C. A key or event name that
+starts with a prefix contains it verbatim in the wire format, so the search never misses a
+GenAI span; a hit in an attribute *value* only costs the exact key scan that follows.
+(Serializing a whole `ScopeSpans` first, to skip scopes without a hit, measured slower than
+serializing its spans one by one.) Log records are named by `event_name`; their scopes are
+searched first, since most log records are not events at all.
 
 A request whose protobuf body holds none of those byte strings at all cannot hold a GenAI span
 (`may_hold_genai`): the receivers accept it after that one search, without the scan.
