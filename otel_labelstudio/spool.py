@@ -27,7 +27,8 @@ protobuf library, and the worker decodes it with the same code as any request); 
 records, made from SDK objects, are pickled: the spool is a private file of this process's user
 (mode 0600), read only by otel-labelstudio, and pickle round-trips every attribute value (bytes,
 tuples) at C speed. It holds prompts before redaction (redaction depends on the route, which is
-chosen later): keep it where the telemetry itself may be kept.
+chosen later): keep it where the telemetry itself may be kept. What is deleted from it is
+overwritten in the file (`secure_delete`), so delivered prompts do not linger in free pages.
 
 A row is deleted when all its records are done with: the reader counts the records it handed
 out per row, and `forget_records` is given one row id per record. After a restart a row comes
@@ -232,6 +233,9 @@ class Spool:
         self._db.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # new files only
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows (delivered prompts) are overwritten in the file, whatever the build's
+        # default (Debian's is on, SQLite's own off). Measured: ~3 µs per LLM call in `serve`.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._create_schema()
         # Tasks in flight when the last process stopped have an unknown outcome.
         self.recovered_in_flight = self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 1")

@@ -271,6 +271,20 @@ def test_an_unreadable_row_is_dropped_and_the_rest_read(tmp_path: Path) -> None:
     assert spool.counts()["records"] == 1
 
 
+def test_what_is_done_with_does_not_linger_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    spool = Spool(path, max_bytes=1_000_000)
+    spool.add_records([span(1, "PROMPT-IN-THE-INBOX " * 50)])
+    row = spool.read_records(0, 10).rows[0][0]
+    secret = Task(key="k:1", project_id=1, payload={"data": {"text": "TASK-PAYLOAD " * 50}})
+    spool.add_tasks([secret], consumed=[row], consumed_spans=1)
+    spool.mark_delivered({"k:1": 7}, project_id=1)
+    spool.close()  # the last connection checkpoints the log into the file
+    left = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.db"))
+    assert b"PROMPT-IN-THE-INBOX" not in left and b"TASK-PAYLOAD" not in left
+    assert Spool(path, max_bytes=1_000_000).is_delivered("k:1")
+
+
 def test_slots_keep_processes_apart_and_a_free_slot_is_reused(tmp_path: Path) -> None:
     first = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
     second = Spool.open_slot(tmp_path, "spool-x", max_bytes=1_000_000)
