@@ -76,6 +76,24 @@ def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.2
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _stop(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _log_tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 @dataclass
 class Replica:
     """One `otel-labelstudio serve` process with its own config, ports and spool directory."""
@@ -181,19 +199,10 @@ pipeline: {{join_window_s: {self.join_window_s}, schedule_delay_s: 0.2}}
         self.process.wait(10)
 
     def stop(self, timeout: float = 60) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        _stop(self.process, timeout)
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return _log_tail(self.log_path, lines)
 
 
 @dataclass
@@ -262,19 +271,10 @@ class Collector:
         return totals
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        _stop(self.process, timeout)
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return _log_tail(self.log_path, lines)
 
 
 def telemetrygen_traces(

@@ -116,6 +116,15 @@ def collector_factory(
         assert TOKEN not in output and label_studio.personal_access_token not in output
 
 
+def scale_out(collector_factory: Callable[..., Collector], replicas: list[Replica]) -> Collector:
+    """The Collector of deploy's scale-out config, load-balancing by trace id over `replicas`."""
+    return collector_factory(
+        COLLECTOR / "scale-out.yaml",
+        OTEL_LABELSTUDIO_REPLICAS="[" + ", ".join(r.grpc_endpoint for r in replicas) + "]",
+        OTEL_LABELSTUDIO_TOKEN=TOKEN,
+    )
+
+
 def sdk_providers(collector: Collector, service: str) -> tuple[TracerProvider, LoggerProvider]:
     """Spans over OTLP/gRPC and log records over OTLP/HTTP, each batched on its own: a span and
     its events reach the Collector in different requests, on different connections."""
@@ -417,11 +426,7 @@ def test_scale_out_over_three_replicas_by_trace_id(
     telemetrygen_binary: Path,
 ) -> None:
     replicas = replicas_factory(3)
-    collector = collector_factory(
-        COLLECTOR / "scale-out.yaml",
-        OTEL_LABELSTUDIO_REPLICAS="[" + ", ".join(r.grpc_endpoint for r in replicas) + "]",
-        OTEL_LABELSTUDIO_TOKEN=TOKEN,
-    )
+    collector = scale_out(collector_factory, replicas)
     warm = warm_up(label_studio, replicas)
     tracer_provider, logger_provider = sdk_providers(collector, "sdk-app")
     expected = send_interactions(tracer_provider, logger_provider, "sdk", 60)
@@ -470,11 +475,7 @@ def test_replica_killed_and_restarted_mid_run(
 ) -> None:
     replicas = replicas_factory(3)
     victim = replicas[1]
-    collector = collector_factory(
-        COLLECTOR / "scale-out.yaml",
-        OTEL_LABELSTUDIO_REPLICAS="[" + ", ".join(r.grpc_endpoint for r in replicas) + "]",
-        OTEL_LABELSTUDIO_TOKEN=TOKEN,
-    )
+    collector = scale_out(collector_factory, replicas)
     warm = warm_up(label_studio, replicas)
     tracer_provider, logger_provider = sdk_providers(collector, "sdk-app")
 

@@ -16,7 +16,8 @@ from otel_labelstudio.config import Settings
 from otel_labelstudio.errors import LabelStudioUnavailable
 from otel_labelstudio.labelstudio import Imported, Project
 from otel_labelstudio.model import EventRecord, SpanRecord
-from otel_labelstudio.pipeline import Pipeline, acquire_shared, release_shared
+from otel_labelstudio.pipeline import Pipeline, Stages, acquire_shared, release_shared
+from otel_labelstudio.routing import Router
 from otel_labelstudio.shaping import Shape, default_label_config
 from otel_labelstudio.spool import Spool
 
@@ -226,19 +227,25 @@ def test_forked_child_gets_its_own_worker(scripted: ScriptedLabelStudio) -> None
     pipeline.shutdown(5)
 
 
+def stages_for(tmp_path: Path | None = None, routes: str | None = None) -> Stages:
+    """The pipeline's stages for settings with an API key and, when given, these routes."""
+    options: dict[str, Any] = {"api_key": "k"}
+    if tmp_path is not None and routes is not None:
+        options["config"] = tmp_path / "routes.yaml"
+        options["config"].write_text(routes)
+    settings = Settings.load(options, environ={})
+    return Stages(settings, Router.from_settings(settings))
+
+
 def test_stages_skip_or_label_failed_calls_per_route(tmp_path: Any) -> None:
     from otel_labelstudio.assemble import Joined
-    from otel_labelstudio.pipeline import Stages
-    from otel_labelstudio.routing import Router
 
-    path = tmp_path / "routes.yaml"
-    path.write_text(
+    stages = stages_for(
+        tmp_path,
         "routes:\n"
         "  - {match: {service: strict}, project: {title: S}, on_error: skip}\n"
-        "  - {match: {}, project: {title: L}}\n"
+        "  - {match: {}, project: {title: L}}\n",
     )
-    settings = Settings.load({"config": path, "api_key": "k"}, environ={})
-    stages = Stages(settings, Router.from_settings(settings))
 
     def failed(service: str) -> Joined:
         return Joined(
@@ -282,11 +289,8 @@ def test_a_span_no_parser_survives_costs_only_itself(
 
 def test_one_call_traced_by_two_instrumentations_is_one_interaction() -> None:
     from otel_labelstudio.assemble import Joined
-    from otel_labelstudio.pipeline import Stages
-    from otel_labelstudio.routing import Router
 
-    settings = Settings.load({"api_key": "k"}, environ={})
-    stages = Stages(settings, Router.from_settings(settings))
+    stages = stages_for()
 
     def call(span: int, start: int, end: int, question: str = "q") -> Joined:
         record = dataclasses.replace(
@@ -367,18 +371,14 @@ def test_forking_while_the_spool_is_busy_never_hangs_the_child(
 
 def test_a_route_can_give_each_conversation_turn_its_whole_history(tmp_path: Path) -> None:
     from otel_labelstudio.assemble import Joined
-    from otel_labelstudio.pipeline import Stages
-    from otel_labelstudio.routing import Router
 
-    path = tmp_path / "routes.yaml"
-    path.write_text(
+    stages = stages_for(
+        tmp_path,
         "routes:\n"
         "  - {match: {service: chat}, project: {title: C, shape: dialogue},"
         " conversation: history}\n"
-        "  - {match: {}, project: {title: Other}}\n"
+        "  - {match: {}, project: {title: Other}}\n",
     )
-    settings = Settings.load({"config": path, "api_key": "k"}, environ={})
-    stages = Stages(settings, Router.from_settings(settings))
 
     def turn(span: int, question: str, answer: str, service: str = "chat") -> Joined:
         record = llm_span(span)
