@@ -448,7 +448,7 @@ def message_text(message: Message, *, reasoning: bool = True) -> str:
             lines.append(f"→ {part.get('name', '')}({arguments})")
         elif kind == "tool_call_response":
             lines.append(_result_text(part))
-        elif kind in _MEDIA_PARTS:
+        elif isinstance(kind, str) and kind in _MEDIA_PARTS:  # any JSON may stand as a type
             lines.append(_media_marker(part))
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from otel_labelstudio.shaping import (
     ResponseSlot,
     Shape,
     default_label_config,
+    message_text,
     parse_label_config,
     shape_of,
     task_for,
@@ -481,3 +482,9 @@ def test_media_parts_are_named_not_dumped() -> None:
     )
     data = task_for(chat_interaction(input=(message,)), DIALOGUE_LAYOUT, 1).payload["data"]
     assert data["prompt"][1]["content"] == "What is this?\n[image]\n[image: https://x/cat.png]"
+
+
+def test_a_part_whose_type_is_not_a_string_is_shaped_without_a_marker() -> None:
+    # Found by test_fuzz: {"content": {"type": []}} in a log event's body.
+    message = Message(role="user", content="hi", parts=({"type": []}, {"type": {"a": 1}}))
+    assert message_text(message) == "hi"
