@@ -82,6 +82,7 @@ __all__ = [
 Encoding = Literal["protobuf", "json"]
 RecordT = TypeVar("RecordT", SpanRecord, EventRecord)
 _RequestT = TypeVar("_RequestT", ExportTraceServiceRequest, ExportLogsServiceRequest)
+_PartT = TypeVar("_PartT", bound=Message)  # a request, or the same as sent (`_SpansAsSent`)
 
 
 class MalformedRequest(OtelLabelStudioError, ValueError):
@@ -344,9 +345,7 @@ def may_hold_genai(traces: bool, body: bytes) -> bool:
     (a span's or record's strings are in the body verbatim). One search of the body at memory
     speed, where the span-by-span scan costs ~3 µs a span: most requests of most services hold
     no LLM call at all."""
-    if not traces:
-        return _EVENT_MARKER in body
-    return any(needle in body for needle in _NEEDLES)
+    return _holds_needle(body) if traces else _EVENT_MARKER in body
 
 
 def span_records(request: ExportTraceServiceRequest) -> Decoded[SpanRecord]:
@@ -366,28 +365,30 @@ def genai_spans(
     what `serve` keeps (see `decode_genai`). With the protobuf `body` the request was decoded
     from, each span is searched in the bytes it came as (see `_SpansAsSent`) rather than
     serialized again, and the part is made of those bytes."""
+    fields = ("resource_spans", "scope_spans", "spans")
     if protobuf_body is not None:
         rejections = _Rejections()
+        found_as_sent = _genai_spans_as_sent(request, protobuf_body, rejections)
         try:
-            body, kept = _genai_spans_as_sent(request, protobuf_body, rejections)
-            return GenAIPart(body, kept, rejections.received, rejections.count, rejections.reasons)
+            part, kept = _cut_out(found_as_sent, _SpansAsSent, fields)
         except ValueError:  # not the body `request` was decoded from: no shortcut
             pass
+        else:
+            body = None if part is None else part.SerializeToString()
+            return GenAIPart(body, kept, rejections.received, rejections.count, rejections.reasons)
     rejections = _Rejections()
     found = ((rs, ss, span) for _, rs, ss, span in _genai_spans(request, rejections))
-    part, kept = _cut_out(
-        found, ExportTraceServiceRequest, ("resource_spans", "scope_spans", "spans")
-    )
+    part, kept = _cut_out(found, ExportTraceServiceRequest, fields)
     body = None if part is None else part.SerializeToString()
     return GenAIPart(body, kept, rejections.received, rejections.count, rejections.reasons)
 
 
 def _genai_spans_as_sent(
     request: ExportTraceServiceRequest, protobuf_body: bytes, rejections: _Rejections
-) -> tuple[bytes | None, int]:
+) -> Iterator[tuple[Any, Any, bytes]]:
+    """(the resource as sent, the scope as sent, the span as sent) for each usable GenAI span;
+    the others are counted in `rejections`."""
     as_sent: Any = _SpansAsSent.FromString(protobuf_body)  # a class made at run time
-    part: Any = None
-    kept = 0
     # The same bytes parsed by the same field numbers: the same resources, scopes and spans, in
     # the same order (a count that differs raises ValueError). A resource or scope sent twice in
     # one message, which the full parse merges, keeps its last occurrence here: no encoder does
@@ -400,31 +401,9 @@ def _genai_spans_as_sent(
         ):
             spans, spans_as_sent = scope_spans.spans, scope_as_sent.spans
             rejections.received += len(spans_as_sent)
-            into = None
             for at, sent in enumerate(spans_as_sent):
-                for needle in _NEEDLES:  # a plain loop: no generator per span
-                    if needle in sent:
-                        break
-                else:
-                    continue
-                span = spans[at]
-                if not _names_genai(span):
-                    continue
-                problem = _span_ids_problem(span)
-                if problem:
-                    rejections.add(problem)
-                    continue
-                if into is None:
-                    if part is None:
-                        part = _SpansAsSent()
-                    into = part.resource_spans.add(
-                        resource=resource_as_sent.resource, schema_url=resource_as_sent.schema_url
-                    ).scope_spans.add(
-                        scope=scope_as_sent.scope, schema_url=scope_as_sent.schema_url
-                    )
-                into.spans.append(sent)
-                kept += 1
-    return (None if part is None else part.SerializeToString()), kept
+                if _holds_needle(sent) and _usable(spans[at], rejections):
+                    yield resource_as_sent, scope_as_sent, sent
 
 
 def _genai_spans(
@@ -440,13 +419,27 @@ def _genai_spans(
             # One serialization per span: cheaper, measured, than a first one of the whole
             # ScopeSpans to skip those without a marker (upb computes sizes again per level).
             for span in spans:
-                if not _is_genai_span(span):
-                    continue
-                problem = _span_ids_problem(span)
-                if problem:
-                    rejections.add(problem)
-                    continue
-                yield resource, resource_spans, scope_spans, span
+                if _holds_needle(span.SerializeToString()) and _usable(span, rejections):
+                    yield resource, resource_spans, scope_spans, span
+
+
+def _holds_needle(serialized: bytes) -> bool:
+    for needle in _NEEDLES:  # noqa: SIM110 (a plain loop: no generator per span)
+        if needle in serialized:
+            return True
+    return False
+
+
+def _usable(span: Span, rejections: _Rejections) -> bool:
+    """For a span whose bytes hold a needle: a GenAI span whose ids can be used. A GenAI span
+    with unusable ids is counted in `rejections`."""
+    if not _names_genai(span):
+        return False
+    problem = _span_ids_problem(span)
+    if problem:
+        rejections.add(problem)
+        return False
+    return True
 
 
 def event_records(request: ExportLogsServiceRequest) -> Decoded[EventRecord]:
@@ -476,14 +469,14 @@ def genai_events(request: ExportLogsServiceRequest) -> GenAIPart:
 
 def _cut_out(
     found: Iterable[tuple[Any, Any, Any]],
-    request_type: Callable[[], _RequestT],
+    request_type: Callable[[], _PartT],
     fields: tuple[str, str, str],
-) -> tuple[_RequestT | None, int]:
+) -> tuple[_PartT | None, int]:
     """A request of `request_type` holding the items `found` (each with its ResourceSpans /
     ResourceLogs and ScopeSpans / ScopeLogs, in request order) under copies of their resource
     and scope; `fields` names the three levels. None when nothing was found."""
     by_resource, by_scope, items = fields
-    part: _RequestT | None = None
+    part: _PartT | None = None
     into: tuple[Any, Any] = (None, None)  # the source scope level, the part's copy of it
     kept = 0
     for resource_level, scope_level, item in found:
@@ -597,13 +590,7 @@ def _has_event_marker(scope_logs: ScopeLogs) -> bool:
 
 
 def _is_genai_span(span: Span) -> bool:
-    serialized = span.SerializeToString()
-    for needle in _NEEDLES:  # a plain loop: no generator per span
-        if needle in serialized:
-            break
-    else:
-        return False
-    return _names_genai(span)
+    return _holds_needle(span.SerializeToString()) and _names_genai(span)
 
 
 def _names_genai(span: Span) -> bool:
