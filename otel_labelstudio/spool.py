@@ -412,14 +412,9 @@ class Spool:
         # With no row open, nothing can be done with (and a count given for a row that was
         # never opened must not linger).
         self._open_done = [records_done, spans_done] if self._open_rows else [0, 0]
-        for chunk in _chunks(sorted(set(unknown)), 500):
-            marks = ",".join("?" * len(chunk))
-            row = self._db.execute(
-                f"SELECT COALESCE(SUM(LENGTH(body)), 0) FROM inbox WHERE id IN ({marks})",  # noqa: S608
-                chunk,
-            ).fetchone()
-            freed += int(row[0])
-            done.extend((row_id,) for row_id in chunk)
+        unknown = sorted(set(unknown))
+        freed += self._sum_where_in("SELECT SUM(LENGTH(body)) FROM inbox WHERE id", unknown)
+        done.extend((row_id,) for row_id in unknown)
         self._db.executemany("DELETE FROM inbox WHERE id = ?", done)
         return freed
 
@@ -552,14 +547,16 @@ class Spool:
         self._bytes -= freed
 
     def _task_bytes(self, keys: Sequence[tuple[str]]) -> int:
+        return self._sum_where_in("SELECT SUM(size) FROM tasks WHERE key", [k for (k,) in keys])
+
+    def _sum_where_in(self, select: str, values: Sequence[Any]) -> int:
+        """`select` ("SELECT SUM(...) FROM ... WHERE column") over the rows whose column is one
+        of `values`, in chunks that stay under SQLite's limit on parameters."""
         total = 0
-        for chunk in _chunks([k for (k,) in keys], 500):
+        for chunk in _chunks(values, 500):
             marks = ",".join("?" * len(chunk))
-            row = self._db.execute(
-                f"SELECT COALESCE(SUM(size), 0) FROM tasks WHERE key IN ({marks})",  # noqa: S608
-                chunk,
-            ).fetchone()
-            total += int(row[0])
+            row = self._db.execute(f"{select} IN ({marks})", chunk).fetchone()
+            total += int(row[0] or 0)
         return total
 
     def is_delivered(self, key: str) -> bool:

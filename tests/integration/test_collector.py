@@ -50,20 +50,21 @@ TITLE_MAX = 50
 Expected = dict[tuple[str, str], tuple[list[dict[str, str]], str]]
 
 
+def built_or_skip(what: str) -> Path:
+    try:
+        return build(what)
+    except GoAbsent as exc:
+        pytest.skip(f"Go is not installed, so {what} cannot be built: {exc}")
+
+
 @pytest.fixture(scope="session")
 def collector_binary() -> Path:
-    try:
-        return build("collector")
-    except GoAbsent as exc:
-        pytest.skip(f"Go is not installed, so the Collector cannot be built: {exc}")
+    return built_or_skip("collector")
 
 
 @pytest.fixture(scope="session")
 def telemetrygen_binary() -> Path:
-    try:
-        return build("telemetrygen")
-    except GoAbsent as exc:
-        pytest.skip(f"Go is not installed, so telemetrygen cannot be built: {exc}")
+    return built_or_skip("telemetrygen")
 
 
 @pytest.fixture
