@@ -351,12 +351,13 @@ class Spool:
         while as_of is None and len(found) < limit:  # whole rows, until the limit is reached
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, kind, received, body FROM inbox WHERE id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, kind, spans, received, body FROM inbox WHERE id > ?"
+                    " ORDER BY id LIMIT ?",
                     (after_id, _ROWS_PER_READ),
                 ).fetchall()
                 if len(rows) < _ROWS_PER_READ:
                     as_of = self.clock()
-            for row_id, kind, received, body in rows:
+            for row_id, kind, spans, received, body in rows:
                 if len(found) >= limit:
                     as_of = None  # rows are left: not everything received has been read
                     break
@@ -370,8 +371,7 @@ class Spool:
                 if not records:
                     unreadable.append(row_id)
                     continue
-                spans = sum(1 for record in records if isinstance(record, SpanRecord))
-                self._open_rows[row_id] = [len(records), len(body), len(records), spans]
+                self._open_rows[row_id] = [len(records), len(body), len(records), int(spans)]
                 at = float(received)
                 found.extend((row_id, at, record) for record in records)
         if unreadable:
