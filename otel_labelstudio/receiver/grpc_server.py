@@ -40,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import CollectorRegistry
 
-from otel_labelstudio.receiver.otlp import MalformedRequest, decode_logs, decode_traces
+from otel_labelstudio.receiver.otlp import MalformedRequest, decode_logs, outline_traces
 from otel_labelstudio.receiver.sink import (
     SHUTDOWN_RETRY_AFTER_S,
     Accepted,
@@ -236,11 +236,7 @@ class GrpcReceiver:
                 SHUTDOWN_RETRY_AFTER_S,
             )
         try:
-            request = (
-                decode_traces(body, "protobuf")
-                if signal == "traces"
-                else (decode_logs(body, "protobuf"))
-            )
+            request = outline_traces(body) if signal == "traces" else decode_logs(body, "protobuf")
             accepted = hand_over(
                 self.sink, signal, request, self._metrics, "grpc", protobuf_body=body
             )

@@ -54,7 +54,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from otel_labelstudio.receiver.otlp import MalformedRequest, decode_logs, decode_traces
+from otel_labelstudio.receiver.otlp import (
+    MalformedRequest,
+    decode_logs,
+    decode_traces,
+    outline_traces,
+)
 from otel_labelstudio.receiver.sink import (
     SHUTDOWN_RETRY_AFTER_S,
     Accepted,
@@ -418,7 +423,11 @@ class _Handler(BaseHTTPRequestHandler):
             if compressed:
                 body = _inflate(body, limit)
             request = (
-                decode_traces(body, encoding) if signal == "traces" else decode_logs(body, encoding)
+                decode_logs(body, encoding)
+                if signal == "logs"
+                else outline_traces(body)
+                if encoding == "protobuf"
+                else decode_traces(body, encoding)
             )
         except _TooLarge:
             raise _Refusal(

@@ -44,8 +44,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from otel_labelstudio.errors import OtelLabelStudioError
@@ -66,6 +67,7 @@ __all__ = [
     "Encoding",
     "GenAIPart",
     "MalformedRequest",
+    "TracesAsSent",
     "decode_genai",
     "decode_logs",
     "decode_traces",
@@ -75,6 +77,7 @@ __all__ = [
     "json_document",
     "logs_from_json",
     "may_hold_genai",
+    "outline_traces",
     "plain_attributes",
     "plain_value",
     "span_records",
@@ -341,6 +344,21 @@ class GenAIPart:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class TracesAsSent:
+    """A protobuf `ExportTraceServiceRequest` parsed down to its spans only, each left as the
+    bytes it was sent as (`_SpansAsSent`, ~12 µs for 512 spans where decoding the request takes
+    ~230 µs): all `serve` needs to count the spans and cut the GenAI ones out (`genai_spans`).
+    `message()` decodes the whole request, for whoever needs the rest. See `outline_traces`."""
+
+    body: bytes
+    outline: Any
+    spans: int
+
+    def message(self) -> ExportTraceServiceRequest:
+        return _from_protobuf(ExportTraceServiceRequest, self.body, "protobuf")
+
+
 def may_hold_genai(traces: bool, body: bytes) -> bool:
     """False when a protobuf request body cannot hold a GenAI span (`traces`) or GenAI event:
     none of the byte strings that every GenAI key or event name contains occurs anywhere in it
@@ -360,54 +378,83 @@ def span_records(request: ExportTraceServiceRequest) -> Decoded[SpanRecord]:
     return Decoded(records, rejections.received, rejections.count, rejections.reasons)
 
 
+def outline_traces(body: bytes) -> TracesAsSent:
+    """A protobuf trace request body parsed down to its spans, which stay the bytes they were
+    sent as; `MalformedRequest` if even that outline does not parse."""
+    try:
+        outline: Any = _SpansAsSent.FromString(body)  # a class made at run time
+    except DecodeError as error:
+        raise MalformedRequest(
+            f"the body is not a protobuf ExportTraceServiceRequest: {error}"
+        ) from None
+    spans = sum(len(scope.spans) for rs in outline.resource_spans for scope in rs.scope_spans)
+    return TracesAsSent(body, outline, spans)
+
+
 def genai_spans(
-    request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+    request: ExportTraceServiceRequest | TracesAsSent, protobuf_body: bytes | None = None
 ) -> GenAIPart:
     """The GenAI spans of a request, with their resources and scopes, as a request of their own:
-    what `serve` keeps (see `decode_genai`). With the protobuf `body` the request was decoded
-    from, each span is searched in the bytes it came as (see `_SpansAsSent`) rather than
-    serialized again, and the part is made of those bytes."""
+    what `serve` keeps (see `decode_genai`). From a request's protobuf body (`TracesAsSent`, or
+    `protobuf_body`, which then stands for `request`), each span is searched in the bytes it
+    came as, only the spans that hold a needle are decoded, and the part is made of bytes."""
     fields = ("resource_spans", "scope_spans", "spans")
-    if protobuf_body is not None:
-        rejections = _Rejections()
-        found_as_sent = _genai_spans_as_sent(request, protobuf_body, rejections)
-        try:
-            part, kept = _cut_out(found_as_sent, _SpansAsSent, fields)
-        except ValueError:  # not the body `request` was decoded from: no shortcut
-            pass
-        else:
-            body = None if part is None else part.SerializeToString()
-            return GenAIPart(body, kept, rejections.received, rejections.count, rejections.reasons)
     rejections = _Rejections()
-    found = ((rs, ss, span) for _, rs, ss, span in _genai_spans(request, rejections))
-    part, kept = _cut_out(found, ExportTraceServiceRequest, fields)
+    if isinstance(request, TracesAsSent) or protobuf_body is not None:
+        outlined = (
+            request if isinstance(request, TracesAsSent) else outline_traces(protobuf_body or b"")
+        )
+        part, kept = _cut_out(_genai_spans_as_sent(outlined, rejections), _SpansAsSent, fields)
+    else:
+        found = ((rs, ss, span) for _, rs, ss, span in _genai_spans(request, rejections))
+        part, kept = _cut_out(found, ExportTraceServiceRequest, fields)
     body = None if part is None else part.SerializeToString()
     return GenAIPart(body, kept, rejections.received, rejections.count, rejections.reasons)
 
 
 def _genai_spans_as_sent(
-    request: ExportTraceServiceRequest, protobuf_body: bytes, rejections: _Rejections
+    request: TracesAsSent, rejections: _Rejections
 ) -> Iterator[tuple[Any, Any, bytes]]:
     """(the resource as sent, the scope as sent, the span as sent) for each usable GenAI span;
-    the others are counted in `rejections`."""
-    as_sent: Any = _SpansAsSent.FromString(protobuf_body)  # a class made at run time
-    # The same bytes parsed by the same field numbers: the same resources, scopes and spans, in
-    # the same order (a count that differs raises ValueError). A resource or scope sent twice in
-    # one message, which the full parse merges, keeps its last occurrence here: no encoder does
-    # that.
-    for resource_spans, resource_as_sent in zip(
-        request.resource_spans, as_sent.resource_spans, strict=True
-    ):
-        for scope_spans, scope_as_sent in zip(
-            resource_spans.scope_spans, resource_as_sent.scope_spans, strict=True
-        ):
-            spans, spans_as_sent = scope_spans.spans, list(scope_as_sent.spans)
-            if len(spans) != len(spans_as_sent):
-                raise ValueError("not the body the request was decoded from")
-            rejections.received += len(spans_as_sent)
-            for at in _NEEDLES.holding(spans_as_sent):
-                if _usable(spans[at], rejections):
-                    yield resource_as_sent, scope_as_sent, spans_as_sent[at]
+    the others are counted in `rejections`. What is kept is decoded here, once, so that the part
+    is sure to decode in the worker: a span that holds a needle and does not decode, or whose
+    resource or scope does not, is rejected on its own. A span without a needle is never
+    decoded: it is passed over whatever its bytes are, as it would be if they were sound."""
+    for resource_as_sent in request.outline.resource_spans:
+        resource_problem: str | None = None
+        resource_checked = False
+        for scope_as_sent in resource_as_sent.scope_spans:
+            scope_problem: str | None = None
+            scope_checked = False
+            spans = list(scope_as_sent.spans)
+            rejections.received += len(spans)
+            for at in _NEEDLES.holding(spans):
+                sent = spans[at]
+                try:
+                    span = Span.FromString(sent)
+                except DecodeError as error:
+                    rejections.add(f"a span is not a protobuf Span: {error}")
+                    continue
+                if not _usable(span, rejections):
+                    continue
+                if not resource_checked:
+                    resource_problem = _undecodable(Resource, resource_as_sent.resource)
+                    resource_checked = True
+                if not scope_checked:
+                    scope_problem = _undecodable(InstrumentationScope, scope_as_sent.scope)
+                    scope_checked = True
+                if resource_problem or scope_problem:
+                    rejections.add(resource_problem or scope_problem or "")
+                    continue
+                yield resource_as_sent, scope_as_sent, sent
+
+
+def _undecodable(kind: type[Message], data: bytes) -> str | None:
+    try:
+        kind.FromString(data)
+    except DecodeError as error:
+        return f"its {kind.__name__.lower()} is not a protobuf {kind.__name__}: {error}"
+    return None
 
 
 def _genai_spans(

@@ -30,7 +30,7 @@ from otel_labelstudio.config import Settings
 from otel_labelstudio.pipeline import Pipeline
 from otel_labelstudio.receiver.grpc_server import GrpcReceiver
 from otel_labelstudio.receiver.http_server import HttpReceiver
-from otel_labelstudio.receiver.otlp import GenAIPart, genai_events, genai_spans
+from otel_labelstudio.receiver.otlp import GenAIPart, TracesAsSent, genai_events, genai_spans
 from otel_labelstudio.receiver.sink import Accepted, Overloaded, Unavailable
 from otel_labelstudio.spool import OTLP_LOGS, OTLP_TRACES, Encoded
 
@@ -52,7 +52,9 @@ class PipelineSink:
         self.pipeline = pipeline
 
     def accept_traces(
-        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+        self,
+        request: ExportTraceServiceRequest | TracesAsSent,
+        protobuf_body: bytes | None = None,
     ) -> Accepted:
         part = genai_spans(request, protobuf_body)
         return self._accept(part, OTLP_TRACES, part.kept, "spans")

@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from otel_labelstudio.receiver.otlp import may_hold_genai
+from otel_labelstudio.receiver.otlp import TracesAsSent, may_hold_genai
 
 __all__ = [
     "SHUTDOWN_RETRY_AFTER_S",
@@ -92,11 +92,14 @@ class InvalidData(Refused):
 
 
 class Sink(Protocol):
-    """Takes decoded requests. Called concurrently from the servers' worker threads; must return
-    (or refuse) promptly: the sender waits for the answer."""
+    """Takes decoded requests: a trace request as received in protobuf comes outlined only
+    (`TracesAsSent`; its `message()` decodes the rest). Called concurrently from the servers'
+    worker threads; must return (or refuse) promptly: the sender waits for the answer."""
 
     def accept_traces(
-        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+        self,
+        request: ExportTraceServiceRequest | TracesAsSent,
+        protobuf_body: bytes | None = None,
     ) -> Accepted: ...
 
     def accept_logs(
@@ -106,8 +109,12 @@ class Sink(Protocol):
     def ready(self) -> bool: ...
 
 
-def count_items(request: ExportTraceServiceRequest | ExportLogsServiceRequest) -> int:
+def count_items(
+    request: ExportTraceServiceRequest | TracesAsSent | ExportLogsServiceRequest,
+) -> int:
     """Spans or log records in a request (a walk over the two outer levels, not the items)."""
+    if isinstance(request, TracesAsSent):
+        return request.spans
     if isinstance(request, ExportTraceServiceRequest):
         return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
     return sum(len(scope.log_records) for rl in request.resource_logs for scope in rl.scope_logs)
@@ -116,7 +123,7 @@ def count_items(request: ExportTraceServiceRequest | ExportLogsServiceRequest) -
 def hand_over(
     sink: Sink,
     signal: Signal,
-    request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+    request: ExportTraceServiceRequest | TracesAsSent | ExportLogsServiceRequest,
     metrics: ReceiverMetrics,
     protocol: Transport,
     *,
@@ -126,12 +133,14 @@ def hand_over(
     sink raised (`Refused`, or a bug). A request whose protobuf body holds no GenAI span or
     event at all (`may_hold_genai`) is accepted without the sink: it has nothing to keep."""
     items = count_items(request)
+    if isinstance(request, TracesAsSent):
+        protobuf_body = request.body
     if protobuf_body is not None and not may_hold_genai(signal == "traces", protobuf_body):
         metrics.items(signal, protocol, "accepted", items)
         return Accepted()
     try:
         if signal == "traces":
-            assert isinstance(request, ExportTraceServiceRequest)
+            assert isinstance(request, ExportTraceServiceRequest | TracesAsSent)
             accepted = sink.accept_traces(request, protobuf_body)
         else:
             assert isinstance(request, ExportLogsServiceRequest)

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_labelstudio.receiver.otlp import TracesAsSent
 from otel_labelstudio.receiver.sink import Accepted
 
 TOKEN = "s3cret-token"
@@ -41,9 +42,11 @@ class ScriptedSink:
         return answer
 
     def accept_traces(
-        self, request: ExportTraceServiceRequest, protobuf_body: bytes | None = None
+        self,
+        request: ExportTraceServiceRequest | TracesAsSent,
+        protobuf_body: bytes | None = None,
     ) -> Accepted:
-        self.traces.append(request)
+        self.traces.append(request.message() if isinstance(request, TracesAsSent) else request)
         return self._answer()
 
     def accept_logs(

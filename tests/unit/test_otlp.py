@@ -17,7 +17,13 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -42,6 +48,7 @@ from otel_labelstudio.receiver.otlp import (
     plain_value,
     span_records,
 )
+from otel_labelstudio.receiver.sink import count_items
 from otel_labelstudio.sdk_records import event_record, span_record
 
 RESOURCE = Resource.create({"service.name": "support-bot", "deployment.environment": "test"})
@@ -481,11 +488,62 @@ def test_the_genai_part_serve_keeps_decodes_to_the_same_records() -> None:
             assert decode_genai(is_traces, part.body) == expected.records
 
 
-def test_a_body_that_is_not_the_requests_own_is_not_trusted() -> None:
+def test_the_outline_counts_spans_and_decodes_to_the_request() -> None:
     request = encode_spans(_spans())
-    other = ExportTraceServiceRequest()  # no spans: the shortcut's counts cannot match
-    part = genai_spans(request, other.SerializeToString())
+    request.resource_spans.add().CopyFrom(encode_spans(_spans()[:3]).resource_spans[0])
+    outlined = otlp.outline_traces(request.SerializeToString())
+    assert outlined.spans == count_items(request) == len(_spans()) + 3
+    assert outlined.message() == request
+    part = genai_spans(outlined)
     assert decode_genai(True, part.body or b"") == span_records(request).records
+    with pytest.raises(otlp.MalformedRequest, match="not a protobuf ExportTraceServiceRequest"):
+        otlp.outline_traces(b"\x0a\xff\xff\x01")
+
+
+def _as_sent(resource: bytes, spans: Sequence[bytes]) -> bytes:
+    """A request body with `spans` under one resource and scope, each as given (bytes)."""
+    outline = otlp._SpansAsSent()
+    scope = outline.resource_spans.add(resource=resource).scope_spans.add(
+        scope=InstrumentationScope(name="s").SerializeToString()
+    )
+    scope.spans.extend(spans)
+    return outline.SerializeToString()
+
+
+def test_only_the_spans_that_hold_a_needle_are_decoded() -> None:
+    # A full decode refuses the whole request for one broken span; serve decodes the spans it
+    # keeps, so a broken span it has no use for is passed over, and one it might keep is
+    # rejected on its own (partial success), the rest of the request kept.
+    genai = [s for s in encode_spans(_spans()).resource_spans[0].scope_spans[0].spans]
+    good = [span.SerializeToString() for span in genai if span.name.startswith("chat")]
+    assert good
+    resource = encode_spans(_spans()).resource_spans[0].resource.SerializeToString()
+    body = _as_sent(resource, [b"\xff\xff\xff", *good, b"\x0a\xff gen_ai.system"])
+    with pytest.raises(otlp.MalformedRequest):
+        otlp.decode_traces(body, "protobuf")
+
+    part = genai_spans(otlp.outline_traces(body))
+
+    assert (part.received, part.kept, part.rejected) == (len(good) + 2, len(good), 1)
+    assert part.reasons[0].startswith("a span is not a protobuf Span")
+    kept = decode_genai(True, part.body or b"")
+    assert [record.span_id for record in kept] == [
+        span.span_id.hex() for span in map(Span.FromString, good)
+    ]
+
+
+def test_a_genai_span_under_a_broken_resource_is_rejected() -> None:
+    good = [
+        span.SerializeToString()
+        for span in encode_spans(_spans()).resource_spans[0].scope_spans[0].spans
+        if span.name.startswith("chat")
+    ]
+    part = genai_spans(otlp.outline_traces(_as_sent(b"\x0a\xff\xff", good)))
+    assert part.body is None and part.rejected == len(good)
+    assert (
+        part.reasons == [part.reasons[0]]
+        and "its resource is not a protobuf Resource" in part.reasons[0]
+    )
 
 
 def test_a_request_without_genai_items_has_no_part() -> None:
