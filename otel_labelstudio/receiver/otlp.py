@@ -27,7 +27,10 @@ A request whose protobuf body holds none of those byte strings at all cannot hol
 
 `serve` does not convert spans on the request path: `genai_spans` / `genai_events` cut the GenAI
 part out of a request (as the bytes it was sent as, or copied by upb) and the spool stores it
-serialized; the worker turns it into records with `decode_genai`.
+serialized; the worker turns it into records with `decode_genai`. A protobuf trace request is not
+even decoded whole: `outline_traces` parses it down to its spans (`TracesAsSent`), and only the
+spans that hold a needle are decoded, with their resource and scope, so that the part the spool
+keeps is sure to decode (a quarter of the receivers' CPU per request went into the full decode).
 """
 
 from __future__ import annotations
