@@ -4,8 +4,10 @@
     accept()            service (request thread): commit the records to the spool's inbox, wake
                         the worker; the request is acknowledged after this returns True.
     worker thread:      adapt → spool inbox → assemble → extract → route → resolve project →
-                        shape → spool tasks (and forget the inbox rows, in one transaction)
-    delivery thread:    spool tasks → batched import → ledger (delivery.py)
+                        shape → hand the tasks to delivery in memory while it keeps up (their
+                        inbox rows stay in the spool until they are delivered), else spool
+                        them (and forget the inbox rows, in one transaction)
+    delivery thread:    held or spooled tasks → batched import → ledger (delivery.py)
 
 The caller never waits for Label Studio. Both threads run with OpenTelemetry instrumentation
 suppressed, so our own HTTP calls to Label Studio are never traced (and never loop back here).
@@ -259,6 +261,7 @@ class Pipeline:
         self._queued_items = 0
         self._queue_lock = threading.Lock()  # uncontended almost always: ~0.1 µs
         self._wake = threading.Event()
+        self.delivery.on_room = self._wake.set  # interactions may wait for delivery's room
         self._delivery_wake = threading.Event()
         self._lock = threading.Lock()  # guards the flush bookkeeping below
         self._flush_requested = 0
@@ -554,7 +557,9 @@ class Pipeline:
         take tasks (no project yet, or a backlog of tasks it has not taken), the rest waits on
         disk, not here."""
         if self._awaiting_project and not everything:
-            return  # their project is not known yet: Label Studio is down or refusing
+            # Their project is not known yet (Label Studio is down or refusing), or delivery
+            # has no room for their tasks yet: the rest waits on disk.
+            return
         if self.delivery.failing and self.spool.ready_count() >= 4 * self.settings.batch_size:
             return
         while True:
@@ -580,43 +585,83 @@ class Pipeline:
                 return
 
     def _shape_awaiting(self, *, force: bool) -> None:
-        from otel_labelstudio.shaping import task_for
-
         if not self._awaiting_project:
             return
         if not force and self.clock() < self._project_retry_at:
             return
+        done = self._shape_some(force=force)
+        # A flush makes tasks of everything: while delivery keeps up, at the pace it takes them
+        # (storing them instead cost bench_serve's final drain ~12 µs more per interaction).
+        waited = False
+        while force and self._awaiting_project and not self._stopping:
+            waiting_for_room = self.delivery.keeping_up and not self.delivery.room
+            if not done and not waiting_for_room:
+                break  # what is left waits for its project
+            if waiting_for_room:
+                self._wake.clear()
+                if not self.delivery.room:
+                    self._wake.wait(self.settings.schedule_delay_s)  # it took a batch, or not
+                waited = True
+                self._take_incoming()  # the exporter's queue does not wait for the flush
+            done = self._shape_some(force=False)  # a project just refused is not asked again
+        if waited:
+            self._wake.set()  # whatever else woke us is seen on the next cycle
+
+    def _shape_some(self, *, force: bool) -> int:
+        """Shape what is awaiting, as far as delivery has room; returns how many interactions
+        were done with (handed over, stored, or found unshapeable)."""
+        from otel_labelstudio.shaping import task_for
+
         still_waiting: list[tuple[Destination, Interaction, tuple[list[int], int]]] = []
-        tasks: list[Task] = []
-        consumed: list[int] = []
-        consumed_spans = 0
+        shaped: list[tuple[Task, list[int], int]] = []  # with the rows they were made from
+        consumed: list[int] = []  # the rows of interactions that make no task
+        consumed_spans = unshapeable = 0
+        # While delivery keeps up, tasks go to it in memory, never stored: what it has no room
+        # for yet waits here, unshaped (reading the spool pauses meanwhile; delivery wakes us
+        # when it takes a batch). Else what it does not take is stored.
+        room = self.delivery.room if self.delivery.keeping_up else len(self._awaiting_project)
+        if not room:
+            return 0
+        # A project Label Studio could not give is not asked for again in this pass: a flush
+        # during an outage would ask once per interaction (thousands of timeouts).
+        refused: set[ProjectRef] = set()
         for n, (destination, interaction, rows) in enumerate(self._awaiting_project, 1):
             self._let_the_application_run(n)
-            project = self._resolve(destination.project, force=force)
+            if len(shaped) >= room:
+                still_waiting.extend(self._awaiting_project[n - 1 :])
+                break
+            ref = destination.project
+            project = None if ref in refused else self._resolve(ref, force=force)
             if project is None:
+                refused.add(ref)
                 still_waiting.append((destination, interaction, rows))
                 continue
             try:
-                tasks.append(
-                    task_for(
-                        interaction,
-                        project.layout,
-                        project.id,
-                        trace_link=self.settings.trace_link,
-                    )
+                task = task_for(
+                    interaction, project.layout, project.id, trace_link=self.settings.trace_link
                 )
             except Exception:  # one interaction that cannot be shaped costs only itself
                 self.counts["dropped_unprocessable"] += 1
                 logger.exception("could not shape the task for span %s", interaction.key)
-            consumed.extend(rows[0])
-            consumed_spans += rows[1]
+                unshapeable += 1
+                consumed.extend(rows[0])
+                consumed_spans += rows[1]
+                continue
+            shaped.append((task, *rows))
         self._awaiting_project = still_waiting
-        if tasks or consumed:
+        held = self.delivery.hold(shaped) if shaped else 0
+        stored = 0
+        if held < len(shaped) or consumed:
+            tasks = [task for task, _, _ in shaped[held:]]
+            for _, rows_of_task, spans in shaped[held:]:
+                consumed.extend(rows_of_task)
+                consumed_spans += spans
             stored = self.spool.add_tasks(tasks, consumed, consumed_spans=consumed_spans)
             if stored < len(tasks):
                 self.counts["duplicate_interaction"] += len(tasks) - stored
-            if stored:
-                self._delivery_wake.set()
+        if held or stored:
+            self._delivery_wake.set()
+        return len(shaped) + unshapeable
 
     def _resolve(self, ref: ProjectRef, *, force: bool) -> _ResolvedProject | None:
         """The project behind `ref`, found or created once, then cached. None while Label Studio
@@ -666,21 +711,26 @@ class Pipeline:
     def _idle(self) -> bool:
         if self._queue or self._awaiting_project or len(self.assembler):
             return False
+        if self.delivery.held_count:
+            return False
         spooled = self.spool.counts()
         return not (spooled["spans"] or spooled["ready"] or spooled["in_flight"])
 
     def stats(self) -> dict[str, int]:
         """Counters for logs, tests and the Prometheus metrics of `serve`."""
         spooled = self.spool.counts()
+        duplicates = self.counts["duplicate_interaction"] + self.delivery.duplicates
+        held = self.delivery.held_count  # their records are still in the spool (records)
         return {
             **self.counts,
+            **({"duplicate_interaction": duplicates} if duplicates else {}),
             **self.stages.counts,
             **{f"assembler_{k}": v for k, v in self.assembler.dropped.items()},
             **{f"delivery_{k}": v for k, v in self.delivery.dropped.items()},
             **self.delivery.counts,
             **{f"route_{k}": v for k, v in self.router.dropped.items()},
             "delivered": self.delivery.delivered,
-            "pending": spooled["ready"] + spooled["in_flight"] + len(self._awaiting_project),
+            "pending": spooled["ready"] + spooled["in_flight"] + held + len(self._awaiting_project),
             "spooled_records": spooled["records"],
             "dead_letter": spooled["dead_letter"],
             "spool_bytes": self.spool.bytes_used,

@@ -1,15 +1,18 @@
 """The durable spool: what we accepted, until Label Studio has it, and the ledger of what it has.
 
-One SQLite file (WAL), four tables:
+One SQLite file (WAL), five tables:
 
     inbox        GenAI spans and log events as received, one row per request (the service) or
-                 per batch (the exporter), until every record of the row has become a task (or
-                 turned out not to be one). A span waiting for its events, and events waiting for
-                 their span, are here: the service acknowledges a request only once its records
-                 are committed, so `kill -9` at any moment loses nothing acknowledged.
+                 per batch (the exporter), until every record of the row has become a task that
+                 is stored or delivered (or turned out not to be one). A span waiting for its
+                 events, and events waiting for their span, are here: the service acknowledges a
+                 request only once its records are committed, so `kill -9` at any moment loses
+                 nothing acknowledged.
     tasks        shaped tasks, keyed by span key; state READY or IN_FLIGHT (an import was sent
                  and its outcome is not known yet). Their JSON is in `task_payloads`, apart, so
                  that marking a batch in flight rewrites small rows only.
+    in_flight    keys (and project) of tasks imported straight from memory, without being
+                 stored: committed before the import is sent, deleted with the ledgering.
     delivered    the ledger: span keys Label Studio has, with the task id it gave. The same span
                  received again never becomes a second task.
     dead_letter  tasks Label Studio refused for good (400), with its reason; `otel-labelstudio
@@ -33,6 +36,19 @@ overwritten in the file (`secure_delete`), so delivered prompts do not linger in
 A row is deleted when all its records are done with: the reader counts the records it handed
 out per row, and `forget_records` is given one row id per record. After a restart a row comes
 back whole; the records of it that already made a task are recognised by their span key.
+
+Two ways from the inbox to Label Studio. While delivery keeps up, a task is never stored: the
+delivery thread holds it in memory (a few batches at most) with the inbox rows it was made from,
+which stay here until it is delivered. `claim` drops the keys already stored, delivered or
+dead-lettered and commits the rest to `in_flight`; after the import, `mark_delivered` ledgers
+them, deletes the marks and forgets their records, in one transaction. A crash in between
+leaves marks (looked up in Label Studio at the next start: found, ledgered; else dropped) and
+the rows, whose records make the tasks again. While delivery has no room, the worker waits and
+the records stay here. When Label Studio fails (or an import's outcome is to be looked up),
+tasks are stored (`add_tasks`, `store_held`) and their records forgotten, so memory holds
+nothing that waits for it; stored tasks go the same way through `tasks`. Skipping the store
+saves the payload written, read back and securely deleted: handing over and delivering cost
+15 µs of CPU per LLM call where storing and delivering cost 27 (bench_serve_stages.py).
 
 One process uses one spool file at a time (an exclusive lock beside it): `open_slot` takes the
 first free slot of a directory, so replicas and forked workers on one machine each have their own,
@@ -121,9 +137,14 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS in_flight (
+    key TEXT PRIMARY KEY,
+    project_id INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
-_SCHEMA_VERSION = 2
+# 3: `in_flight` added (created when a file of schema 2 is opened).
+_SCHEMA_VERSION = 3
 # Files of schema 1 (one pickled record per inbox row, payloads inside `tasks`) are converted
 # when opened: nothing they hold is lost by an upgrade.
 _FROM_VERSION_1 = """
@@ -193,6 +214,10 @@ class SpooledTask:
     project_id: int
     payload: str  # JSON
     created: float
+    # A task held in memory, not stored: the inbox records it was made from (one row id per
+    # record) and how many of them are spans, forgotten once it is delivered or stored.
+    rows: Sequence[int] = ()
+    spans: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +263,9 @@ class Spool:
         self._db.execute("PRAGMA secure_delete=ON")
         self._create_schema()
         # Tasks in flight when the last process stopped have an unknown outcome.
-        self.recovered_in_flight = self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 1")
+        self.recovered_in_flight = self._scalar(
+            "SELECT (SELECT COUNT(*) FROM tasks WHERE state = 1) + (SELECT COUNT(*) FROM in_flight)"
+        )
         self._bytes = self._scalar(
             "SELECT COALESCE((SELECT SUM(LENGTH(body)) FROM inbox), 0)"
             " + COALESCE((SELECT SUM(size) FROM tasks), 0)"
@@ -371,7 +398,8 @@ class Spool:
                 if not records:
                     unreadable.append(row_id)
                     continue
-                self._open_rows[row_id] = [len(records), len(body), len(records), int(spans)]
+                with self._lock:  # the delivery thread forgets records too
+                    self._open_rows[row_id] = [len(records), len(body), len(records), int(spans)]
                 at = float(received)
                 found.extend((row_id, at, record) for record in records)
         if unreadable:
@@ -428,27 +456,101 @@ class Spool:
         spooled, delivered or dead-lettered is not stored again. Returns how many were
         stored."""
         now = self.clock()
-        encoded = [(t.key, t.project_id, encode_task(t.payload)) for t in tasks]
+        encoded = [SpooledTask(t.key, t.project_id, encode_task(t.payload), now) for t in tasks]
+        return self._store(encoded, consumed, consumed_spans, READY)
+
+    def store_held(self, tasks: Sequence[SpooledTask], *, in_flight: bool = False) -> int:
+        """Store tasks held in memory, forget their records and drop their `in_flight` marks,
+        in one transaction (`add_tasks`' dedupe applies). `in_flight`: their import's outcome
+        is unknown, so they are stored as IN_FLIGHT, to be looked up before they are sent."""
+        rows = [row for t in tasks for row in t.rows]
+        spans = sum(t.spans for t in tasks)
+        return self._store(tasks, rows, spans, IN_FLIGHT if in_flight else READY, held=True)
+
+    def _store(
+        self,
+        tasks: Sequence[SpooledTask],
+        consumed: Iterable[int],
+        consumed_spans: int,
+        state: int,
+        *,
+        held: bool = False,
+    ) -> int:
+        attempts = int(state == IN_FLIGHT)
         stored = added = 0
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            for key, project_id, payload in encoded:
+            if state == IN_FLIGHT:  # a copy stored meanwhile is as unsure as the import
+                self._where_in("UPDATE tasks SET state = 1 WHERE key", [t.key for t in tasks])
+            for t in tasks:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO tasks (key, project_id, size, created)"
-                    " SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE key = ?)"
+                    "INSERT OR IGNORE INTO tasks (key, project_id, size, state, created, attempts)"
+                    " SELECT ?, ?, ?, ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE key = ?)"
                     " AND NOT EXISTS (SELECT 1 FROM dead_letter WHERE key = ?)",
-                    (key, project_id, len(payload), now, key, key),
+                    (t.key, t.project_id, len(t.payload), state, t.created, attempts, t.key, t.key),
                 )
                 if cursor.rowcount:
                     self._db.execute(
                         "INSERT INTO task_payloads (seq, payload) VALUES (?, ?)",
-                        (cursor.lastrowid, payload),
+                        (cursor.lastrowid, t.payload),
                     )
                     stored += 1
-                    added += len(payload)
+                    added += len(t.payload)
+            if held:
+                self._drop_marks([t.key for t in tasks])
             freed = self._forget_rows(consumed, consumed_spans)
         self._bytes += added - freed
         return stored
+
+    def claim(self, tasks: Sequence[SpooledTask]) -> list[SpooledTask]:
+        """Before tasks held in memory (of one project) are imported: those whose span is
+        already stored, delivered or dead-lettered, or comes twice, are dropped and their
+        records forgotten; the keys of the rest are committed to `in_flight`, in one
+        transaction. Returns the rest."""
+        keys = [t.key for t in tasks]
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            known: set[str] = set()
+            for chunk in _chunks(keys, 300):
+                marks = ",".join("?" * len(chunk))
+                known.update(
+                    key
+                    for (key,) in self._db.execute(
+                        # Only "?" placeholders are formatted in.
+                        f"SELECT key FROM delivered WHERE key IN ({marks})"  # noqa: S608
+                        f" UNION ALL SELECT key FROM tasks WHERE key IN ({marks})"
+                        f" UNION ALL SELECT key FROM dead_letter WHERE key IN ({marks})",
+                        (*chunk, *chunk, *chunk),
+                    )
+                )
+            fresh: list[SpooledTask] = []
+            dropped: list[SpooledTask] = []
+            for t in tasks:
+                if t.key in known:
+                    dropped.append(t)
+                else:
+                    known.add(t.key)
+                    fresh.append(t)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO in_flight (key, project_id) VALUES (?, ?)",
+                [(t.key, t.project_id) for t in fresh],
+            )
+            freed = self._forget_rows(
+                [row for t in dropped for row in t.rows], sum(t.spans for t in dropped)
+            )
+        self._bytes -= freed
+        return fresh
+
+    def _drop_marks(self, keys: Sequence[str]) -> None:
+        self._where_in("DELETE FROM in_flight WHERE key", keys)
+
+    def _where_in(self, statement: str, values: Sequence[Any]) -> None:
+        """`statement` ("DELETE FROM ... WHERE column", "UPDATE ... WHERE column") on the rows
+        whose column is one of `values`, in chunks (as `_sum_where_in`)."""
+        for chunk in _chunks(values, 500):
+            marks = ",".join("?" * len(chunk))
+            self._db.execute(f"{statement} IN ({marks})", chunk)
 
     def ready_count(self) -> int:
         return self._scalar("SELECT COUNT(*) FROM tasks WHERE state = 0")
@@ -515,35 +617,64 @@ class Spool:
             ).fetchall()
         return [SpooledTask(*row) for row in rows]
 
+    def unsure(self) -> list[tuple[str, int]]:
+        """(key, project id) of every import whose outcome is unknown: stored tasks in flight,
+        and the `in_flight` marks of tasks imported from memory."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, project_id FROM tasks WHERE state = 1"
+                " UNION SELECT key, project_id FROM in_flight"
+            ).fetchall()
+        return [(str(key), int(project_id)) for key, project_id in rows]
+
     def mark_in_flight(self, keys: Sequence[str]) -> None:
         """Committed before the import is sent: after a crash, these are checked in Label
         Studio before they are imported again."""
         self._set_state(keys, IN_FLIGHT, attempt=True)
 
     def mark_ready(self, keys: Sequence[str]) -> None:
-        self._set_state(keys, READY, attempt=False)
+        """Not imported after all: stored tasks are ready again, the `in_flight` marks of tasks
+        imported from memory go (their inbox records make them again)."""
+        self._set_state(keys, READY, attempt=False, drop_marks=True)
 
-    def _set_state(self, keys: Sequence[str], state: int, *, attempt: bool) -> None:
+    def _set_state(
+        self, keys: Sequence[str], state: int, *, attempt: bool, drop_marks: bool = False
+    ) -> None:
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "UPDATE tasks SET state = ?, attempts = attempts + ? WHERE key = ?",
                 [(state, int(attempt), k) for k in keys],
             )
+            if drop_marks:
+                self._drop_marks(keys)
 
-    def mark_delivered(self, delivered: Mapping[str, int | None], project_id: int) -> None:
-        """Label Studio has these (span key → its task id, when known): ledger them, drop
-        the tasks, in one transaction."""
+    def mark_delivered(
+        self,
+        delivered: Mapping[str, int | None],
+        project_id: int,
+        held: Sequence[SpooledTask] = (),
+    ) -> None:
+        """Label Studio has these (span key → its task id, when known): ledger them and drop
+        their tasks and `in_flight` marks, in one transaction. `held`: the tasks, imported from
+        memory, whose records are now forgotten. (A copy of one of them stored meanwhile, the
+        same span sent again while it was in flight, goes with them.)"""
         now = self.clock()
-        keys = [(k,) for k in delivered]
+        keys = list(delivered)
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            freed = self._task_bytes(keys)
             self._db.executemany(
                 "INSERT OR REPLACE INTO delivered (key, project_id, task_id, at) VALUES (?,?,?,?)",
                 [(k, project_id, tid, now) for k, tid in delivered.items()],
             )
-            self._db.executemany("DELETE FROM tasks WHERE key = ?", keys)
+            freed = self._task_bytes([(k,) for k in keys])
+            if freed:
+                self._where_in("DELETE FROM tasks WHERE key", keys)
+            self._drop_marks(keys)
+            if held:
+                freed += self._forget_rows(
+                    [row for t in held for row in t.rows], sum(t.spans for t in held)
+                )
         self._bytes -= freed
 
     def _task_bytes(self, keys: Sequence[tuple[str]]) -> int:

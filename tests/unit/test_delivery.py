@@ -16,7 +16,7 @@ from otel_labelstudio.errors import (
     TasksRejected,
 )
 from otel_labelstudio.labelstudio import Imported
-from otel_labelstudio.model import Task
+from otel_labelstudio.model import SpanRecord, Task
 from otel_labelstudio.spool import Spool
 
 
@@ -241,3 +241,104 @@ def test_predictions_label_studio_dropped_are_added_back() -> None:
     assert delivery.deliver(everything=True)
     assert fake.restored == [(0, prediction)]
     assert delivery.counts["predictions_restored"] == 1
+
+
+def hand_over(delivery: Delivery, tasks: list[Task]) -> list[int]:
+    """Each task's span as a record in a new inbox row, read, then the tasks handed over in
+    memory with their records; returns [how many were taken, records in the spool]."""
+    spool = delivery.spool
+    last_row = spool._scalar("SELECT COALESCE(MAX(id), 0) FROM inbox")
+    spool.add_records(
+        [SpanRecord("ab" * 16, f"{i:016x}", "chat", 1, 2, {}) for i in range(len(tasks))]
+    )
+    (row,) = {row for row, _, _ in spool.read_records(last_row, len(tasks)).rows}
+    return [delivery.hold([(t, [row], 1) for t in tasks]), spool.counts()["records"]]
+
+
+def test_held_tasks_are_imported_from_memory_and_their_records_kept_until_delivered() -> None:
+    delivery, fake, _ = make(batch_size=3)
+    seen_at_import: list[tuple[int, list[tuple[str, int]], int]] = []
+    real_import = fake.import_raw
+
+    def import_raw(project_id: int, tasks: Sequence[str]) -> Imported:
+        spool = delivery.spool
+        seen_at_import.append((spool.counts()["records"], spool.unsure(), spool.counts()["ready"]))
+        return real_import(project_id, tasks)
+
+    fake.import_raw = import_raw  # type: ignore[method-assign]
+    assert hand_over(delivery, [task(1), task(2), task(3), task(4)]) == [4, 4]
+    assert delivery.held_count == 4 and delivery.spool.counts()["ready"] == 0  # not stored
+    assert delivery.deliver(everything=True)
+    assert fake.requests == [["t:1", "t:2", "t:3"], ["t:4"]]
+    # The keys were committed in flight before each import; no record was forgotten before.
+    assert seen_at_import == [
+        (4, [("t:1", 1), ("t:2", 1), ("t:3", 1)], 0),
+        (1, [("t:4", 1)], 0),
+    ]
+    assert delivery.spool.counts()["records"] == 0 and delivery.spool.unsure() == []
+    assert delivery.spool.delivered_count() == 4 and delivery.held_count == 0
+
+
+def test_held_tasks_the_spool_already_has_are_dropped_with_their_records() -> None:
+    delivery, fake, _ = make(batch_size=10)
+    add(delivery, [task(1)])
+    assert delivery.deliver(everything=True)  # t:1 delivered
+    add(delivery, [task(2)])  # t:2 stored, not yet delivered
+    assert hand_over(delivery, [task(1), task(2), task(3), task(3)]) == [4, 4]
+    assert delivery.deliver(everything=True)
+    assert sorted(fake.stored) == ["t:1", "t:2", "t:3"]  # each once
+    assert delivery.duplicates == 3
+    assert delivery.spool.counts()["records"] == 0
+
+
+def test_while_label_studio_fails_tasks_wait_on_disk_not_in_memory() -> None:
+    delivery, fake, clock = make(batch_size=2)
+    assert delivery.held_limit == 6
+    fake.failures = [LabelStudioUnavailable("cannot connect")]
+    assert hand_over(delivery, [task(i) for i in range(8)]) == [6, 8]  # the room: 3 batches
+    assert not delivery.deliver()
+    assert delivery.held_count == 0  # stored, their records forgotten
+    spool = delivery.spool
+    assert (spool.counts()["ready"], spool.counts()["records"]) == (6, 2)
+    assert delivery.room == 0 and hand_over(delivery, [task(10)]) == [0, 3]  # refused
+    spool.add_tasks([task(10)], consumed=[], consumed_spans=0)  # as the worker does then
+    clock.now += 60
+    assert delivery.deliver(everything=True)
+    assert sorted(fake.stored) == sorted(f"t:{i}" for i in [0, 1, 2, 3, 4, 5, 10])
+
+
+def test_held_tasks_whose_import_outcome_is_unknown_are_looked_up_not_repeated() -> None:
+    delivery, fake, clock = make(batch_size=3)
+    fake.apply_then_fail = [LabelStudioUnavailable("timed out", outcome_unknown=True)]
+    hand_over(delivery, [task(1), task(2)])
+    assert not delivery.deliver(everything=True)
+    assert delivery.spool.counts()["in_flight"] == 2 and delivery.held_count == 0
+    assert delivery.room == 0  # nothing handed over until the lookup
+    clock.now += 60
+    assert delivery.deliver(everything=True)
+    assert fake.stored == ["t:1", "t:2"] and fake.lookups == 1
+    assert delivery.room == 9
+
+
+def test_a_rejected_held_batch_is_split_and_its_bad_task_dead_lettered() -> None:
+    delivery, fake, _ = make(batch_size=8)
+    hand_over(delivery, [task(i, poison=(i == 5)) for i in range(8)])
+    assert delivery.deliver(everything=True)
+    assert sorted(fake.stored) == sorted(f"t:{i}" for i in range(8) if i != 5)
+    (dead,) = delivery.spool.dead_letters()
+    assert dead.key == "t:5" and delivery.spool.counts()["records"] == 0
+
+
+def test_a_partial_held_batch_waits_out_its_linger() -> None:
+    delivery, fake, clock = make(batch_size=3, linger_s=1.0)
+    hand_over(delivery, [task(1), task(2)])
+    assert not delivery.deliver() and fake.requests == []
+    assert delivery.next_due() == pytest.approx(clock.now + 1.0)
+    clock.now += 1.0
+    assert delivery.deliver() and fake.requests == [["t:1", "t:2"]]
+
+
+def test_backoff_survives_thousands_of_failures() -> None:
+    backoff = Backoff(initial_s=0.5, maximum_s=30)
+    delays = [backoff.next_delay() for _ in range(5_000)]
+    assert all(15 <= delay <= 30 for delay in delays[10:])

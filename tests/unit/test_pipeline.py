@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -466,4 +468,130 @@ def test_a_span_waits_for_its_events_while_the_worker_cannot_read_them(
         for t in scripted.imported
     }
     assert answers[second.span_id] == [["the answer to q2"]]
+    pipeline.shutdown(5)
+
+
+_KILLED_MID_IMPORT = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_pipeline import ScriptedLabelStudio, llm_span, make
+from otel_labelstudio.spool import Spool
+
+class KilledMidImport(ScriptedLabelStudio):
+    def import_raw(self, project_id, tasks):
+        spool = pipeline.spool
+        # Handed over in memory: marked in flight, not stored, every record still in the inbox;
+        # else exit 4 (an exception here would only send the batch the stored tasks' way).
+        if spool.in_flight() or len(spool.unsure()) != 6 or spool.counts()["ready"]:
+            os._exit(4)
+        if spool.counts()["spans"] != 6:
+            os._exit(5)
+        if sys.argv[2] == "applied":  # Label Studio has the tasks; the answer never arrives
+            Path(sys.argv[1] + ".imported").write_text(json.dumps([json.loads(t) for t in tasks]))
+        os.kill(os.getpid(), 9)
+
+pipeline = make(KilledMidImport(), spool=Spool(Path(sys.argv[1]), max_bytes=10**7))
+assert pipeline.accept([llm_span(i) for i in range(6)])
+pipeline.force_flush(10)
+os._exit(3)  # not reached: the import kills the process
+"""
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["import-applied", "import-not-sent"])
+def test_killed_between_marking_in_flight_and_ledgering_delivers_once_at_the_next_start(
+    scripted: ScriptedLabelStudio, tmp_path: Path, applied: bool
+) -> None:
+    path = tmp_path / "spool.db"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_MID_IMPORT,
+            str(path),
+            "applied" if applied else "not-sent",
+            str(Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    if applied:
+        scripted.imported = json.loads(Path(f"{path}.imported").read_text())
+    spool = Spool(path, max_bytes=10_000_000)
+    assert spool.recovered_in_flight == 6 and spool.counts()["spans"] == 6
+    second = make(scripted, spool=spool)
+    assert second.force_flush(10)
+    prompts = sorted(t["data"]["prompt"] for t in scripted.imported)
+    assert prompts == [f"q{i}" for i in range(6)]  # each once
+    stats = second.stats()
+    assert stats.get("already_in_label_studio", 0) == (6 if applied else 0)
+    assert (stats["pending"], stats["spooled_records"]) == (0, 0)
+    assert spool.unsure() == [] and spool.delivered_count() == 6
+    second.shutdown(5)
+
+
+def test_when_label_studio_fails_held_tasks_are_stored_and_memory_stays_bounded(
+    scripted: ScriptedLabelStudio,
+) -> None:
+    pipeline = make(scripted, batch_size=2, max_backoff_s=60.0)
+    assert pipeline.accept([llm_span(0)])
+    assert pipeline.force_flush(10)  # the project is known; delivery keeps up
+    most_held = 0
+    real_hold = pipeline.delivery.hold
+
+    def hold(tasks: Sequence[tuple[Any, Sequence[int], int]]) -> int:
+        nonlocal most_held
+        taken = real_hold(tasks)
+        most_held = max(most_held, pipeline.delivery.held_count)
+        return taken
+
+    pipeline.delivery.hold = hold  # type: ignore[method-assign]
+    scripted.down = True
+    assert pipeline.accept([llm_span(i) for i in range(1, 41)])
+    assert not pipeline.force_flush(3)
+    assert 0 < most_held <= pipeline.delivery.held_limit == 6
+    stats = pipeline.stats()
+    assert pipeline.delivery.held_count == 0  # what waits for Label Studio waits on disk
+    assert pipeline.spool.counts()["ready"] == 40 and stats["pending"] == 40
+    assert stats["spooled_records"] == 0  # stored tasks: their records are done with
+    scripted.down = False
+    assert pipeline.force_flush(10)
+    assert sorted(t["data"]["prompt"] for t in scripted.imported) == sorted(
+        f"q{i}" for i in range(41)
+    )
+    pipeline.shutdown(5)
+
+
+def test_a_flush_hands_everything_over_at_the_pace_delivery_takes_it(
+    scripted: ScriptedLabelStudio,
+) -> None:
+    pipeline = make(scripted, batch_size=2)
+    stored = 0
+    real_add = pipeline.spool.add_tasks
+
+    def add_tasks(tasks: Sequence[Any], *args: Any, **kwargs: Any) -> int:
+        nonlocal stored
+        stored += len(tasks)
+        return real_add(tasks, *args, **kwargs)
+
+    pipeline.spool.add_tasks = add_tasks  # type: ignore[method-assign]
+    assert pipeline.accept([llm_span(i) for i in range(30)])  # five times delivery's room
+    assert pipeline.force_flush(10)
+    assert len(scripted.imported) == 30 and stored == 0  # never stored
+    assert pipeline.stats()["delivered"] == 30
+    pipeline.shutdown(5)
+
+
+def test_a_flush_during_an_outage_asks_label_studio_once_per_project_not_per_interaction(
+    scripted: ScriptedLabelStudio,
+) -> None:
+    scripted.down = True
+    pipeline = make(scripted)
+    assert pipeline.accept([llm_span(i) for i in range(1_500)])
+    assert not pipeline.force_flush(20)
+    asked = len(scripted.suppressed)  # one entry per call to Label Studio
+    assert 0 < asked <= 10, asked
+    assert pipeline.stats()["pending"] == 1_500
     pipeline.shutdown(5)

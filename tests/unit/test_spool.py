@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from otel_labelstudio.model import EventRecord, SpanRecord, Task
-from otel_labelstudio.spool import Spool
+from otel_labelstudio.spool import Spool, SpooledTask
 
 
 def span(i: int, text: str = "hello") -> SpanRecord:
@@ -336,3 +336,46 @@ def test_dlq_commands_list_redrive_and_purge(
     assert "2 dead letter(s) purged" in runner.invoke(main, ["dlq", "purge", "--all"]).output
     assert [t.key for t in spool.next_batch(10)] == ["k:2"]
     assert spool.dead_letters() == []
+
+
+def held(i: int, row: int, project: int = 1) -> SpooledTask:
+    """A task held in memory, made from one record (a span) of inbox row `row`."""
+    return SpooledTask(f"k:{i}", project, f'{{"data":{{"text":"t{i}"}}}}', 100.0, [row], 1)
+
+
+def test_held_tasks_known_to_the_spool_are_dropped_the_rest_marked_in_flight(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    spool = Spool(path, max_bytes=1_000_000)
+    spool.add_records([span(i) for i in range(1, 10)])  # 3 make tasks stored, 6 held ones
+    row = spool.read_records(0, 10).rows[0][0]
+    spool.add_tasks([task(2)], consumed=[row], consumed_spans=1)  # stored
+    spool.add_tasks([task(3)], consumed=[row], consumed_spans=1)
+    spool.mark_delivered({"k:3": 30}, project_id=1)  # delivered
+    spool.add_tasks([task(4)], consumed=[row], consumed_spans=1)
+    spool.dead_letter("k:4", "400")  # dead-lettered
+    batch = [held(1, row), held(2, row), held(3, row), held(4, row), held(1, row), held(5, row)]
+    fresh = spool.claim(batch)
+    assert [t.key for t in fresh] == ["k:1", "k:5"]
+    # Of the six held, four are dropped (their records forgotten), two are in flight.
+    assert spool.counts()["records"] == 2
+    assert sorted(spool.unsure()) == [("k:1", 1), ("k:5", 1)]
+    assert Spool(path, max_bytes=1_000_000).recovered_in_flight == 2  # committed
+    spool.mark_delivered({"k:1": 10, "k:5": 50}, project_id=1, held=fresh)
+    assert spool.unsure() == [] and spool.counts()["records"] == 0
+    assert spool.bytes_used == sum(len(t.payload) for t in spool.next_batch(10))  # k:2's
+    assert spool.is_delivered("k:1") and spool.is_delivered("k:5")
+
+
+def test_held_tasks_stored_after_a_failure_forget_their_rows_and_marks() -> None:
+    spool = Spool(None, max_bytes=1_000_000)
+    spool.add_records([span(1), span(2), span(3)])
+    row = spool.read_records(0, 10).rows[0][0]
+    ready, unsure = spool.claim([held(1, row)]), spool.claim([held(2, row)])
+    spool.add_tasks([task(2)])  # the same span, sent again while its import was in flight
+    assert spool.store_held(ready) == 1  # refused outright: ready again
+    assert spool.store_held(unsure, in_flight=True) == 0  # outcome unknown: both copies unsure
+    assert spool.unsure() == [("k:2", 1)]  # the stored copy, now in flight; no mark left
+    assert [t.key for t in spool.next_batch(10)] == ["k:1"]
+    assert spool.counts()["records"] == 1  # span 3's record, still unread by any task
