@@ -20,9 +20,9 @@ the noise of the others:
                       held tasks' keys checked and marked in flight, the import, then the ledger
                       and the inbox rows forgotten
 
-Below the total, the path tasks take while Label Studio fails or falls behind (not in the
-total): on the same tasks in another spool, `Spool.add_tasks` (JSON-encode, store, forget the
-inbox rows), then `Delivery.deliver` from the spool (read back, mark in flight, import, ledger,
+Below the total, the path tasks take while Label Studio fails (not in the total): on the same
+tasks in another spool, `Spool.add_tasks` (JSON-encode, store, forget the inbox rows), then
+`Delivery.deliver` from the spool (read back, mark in flight, import, ledger,
 delete).
 
 Each stage runs over `--requests` requests; the whole sequence is repeated `--rounds` times on a
@@ -187,7 +187,7 @@ def main() -> int:
         f"  {total / spans * 1e6:6.2f} µs per span = {spans / total:,.0f} spans per CPU-second"
         " (before the servers' own work)"
     )
-    print("while Label Studio fails or falls behind, instead of hand over + deliver:")
+    print("while Label Studio fails, instead of hand over + deliver:")
     for name, spent in best.items():
         if name.startswith(STORED):
             print(
