@@ -22,8 +22,7 @@ the noise of the others:
 
 Below the total, the path tasks take while Label Studio fails (not in the total): on the same
 tasks in another spool, `Spool.add_tasks` (JSON-encode, store, forget the inbox rows), then
-`Delivery.deliver` from the spool (read back, mark in flight, import, ledger,
-delete).
+`Delivery.deliver` from the spool (read back, mark in flight, import, ledger, delete).
 
 Each stage runs over `--requests` requests; the whole sequence is repeated `--rounds` times on a
 fresh spool and the best round of each stage is printed, in CPU time (`time.process_time()`),
