@@ -341,6 +341,12 @@ class Spool:
     def full(self) -> bool:
         return self._bytes >= self.max_bytes
 
+    def _adjust_bytes(self, delta: int) -> None:
+        """After a commit: under the lock, as the receivers', the worker's and the delivery
+        thread's updates may meet (`+=` on an attribute is not atomic)."""
+        with self._lock:
+            self._bytes += delta
+
     def add_records(self, records: Sequence[Record]) -> bool:
         """Commit `records` as one row; False (nothing stored) when the spool is at its bound."""
         if not records:
@@ -413,7 +419,7 @@ class Spool:
         with self._lock, self._db:
             self._db.execute("BEGIN")
             freed = self._forget_rows(row_ids, spans)
-        self._bytes -= freed
+        self._adjust_bytes(-freed)
 
     def _forget_rows(self, row_ids: Iterable[int], spans: int) -> int:
         """Inside a transaction: count the records off, delete the rows left with none; returns
@@ -500,7 +506,7 @@ class Spool:
             if held:
                 self._drop_marks([t.key for t in tasks])
             freed = self._forget_rows(consumed, consumed_spans)
-        self._bytes += added - freed
+        self._adjust_bytes(added - freed)
         return stored
 
     def claim(self, tasks: Sequence[SpooledTask]) -> list[SpooledTask]:
@@ -539,7 +545,7 @@ class Spool:
             freed = self._forget_rows(
                 [row for t in dropped for row in t.rows], sum(t.spans for t in dropped)
             )
-        self._bytes -= freed
+        self._adjust_bytes(-freed)
         return fresh
 
     def _drop_marks(self, keys: Sequence[str]) -> None:
@@ -675,7 +681,7 @@ class Spool:
                 freed += self._forget_rows(
                     [row for t in held for row in t.rows], sum(t.spans for t in held)
                 )
-        self._bytes -= freed
+        self._adjust_bytes(-freed)
 
     def _task_bytes(self, keys: Sequence[tuple[str]]) -> int:
         return self._sum_where_in("SELECT SUM(size) FROM tasks WHERE key", [k for (k,) in keys])
@@ -714,7 +720,7 @@ class Spool:
                 (reason, self.clock(), key),
             )
             self._db.execute("DELETE FROM tasks WHERE key = ?", (key,))
-        self._bytes -= freed
+        self._adjust_bytes(-freed)
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         with self._lock:
@@ -741,7 +747,7 @@ class Spool:
                     (cursor.lastrowid, payload),
                 )
             self._db.executemany("DELETE FROM dead_letter WHERE key = ?", [(r[0],) for r in rows])
-        self._bytes += sum(len(payload) for _, _, payload in rows)
+        self._adjust_bytes(sum(len(payload) for _, _, payload in rows))
         return len(rows)
 
     def purge_dead_letters(self, keys: Sequence[str] | None = None) -> int:
