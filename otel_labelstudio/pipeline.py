@@ -179,7 +179,9 @@ class _SeenCalls:
 
     def __init__(self, remember: int = 20_000) -> None:
         self._remember = remember
-        self._seen: OrderedDict[tuple[str, int], list[tuple[int, int, str]]] = OrderedDict()
+        # (service, hash of the last input and the outputs) -> scope -> its latest (start, end)
+        # intervals. By scope, so that the common case, one instrumentation, compares nothing.
+        self._seen: OrderedDict[tuple[str, int], dict[str, list[tuple[int, int]]]] = OrderedDict()
 
     def described_before(self, interaction: Interaction, scope: str) -> bool:
         start, end = interaction.start_time_unix_nano, interaction.end_time_unix_nano
@@ -188,16 +190,22 @@ class _SeenCalls:
         last_input = interaction.input[-1].content if interaction.input else ""
         outputs = tuple(m.content for m in interaction.output)
         fingerprint = (interaction.service or "", hash((last_input, outputs)))
-        intervals = self._seen.get(fingerprint)
-        if intervals is None:
-            intervals = self._seen[fingerprint] = []
+        by_scope = self._seen.get(fingerprint)
+        if by_scope is None:
+            by_scope = self._seen[fingerprint] = {}
             if len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-        elif any(s <= end and start <= e and other != scope for s, e, other in intervals):
-            return True
-        intervals.append((start, end, scope))
-        del intervals[:-8]  # a prompt asked again and again keeps only its latest calls
-        self._seen.move_to_end(fingerprint)
+        else:
+            for other, intervals in by_scope.items():
+                if other != scope and any(s <= end and start <= e for s, e in intervals):
+                    return True
+            self._seen.move_to_end(fingerprint)
+        intervals = by_scope.get(scope)
+        if intervals is None:
+            by_scope[scope] = [(start, end)]
+        else:
+            intervals.append((start, end))
+            del intervals[:-8]  # a prompt asked again and again keeps only its latest calls
         return False
 
 
