@@ -200,12 +200,12 @@ class _SeenCalls:
                 if other != scope and any(s <= end and start <= e for s, e in intervals):
                     return True
             self._seen.move_to_end(fingerprint)
-        intervals = by_scope.get(scope)
-        if intervals is None:
+        own = by_scope.get(scope)
+        if own is None:
             by_scope[scope] = [(start, end)]
         else:
-            intervals.append((start, end))
-            del intervals[:-8]  # a prompt asked again and again keeps only its latest calls
+            own.append((start, end))
+            del own[:-8]  # a prompt asked again and again keeps only its latest calls
         return False
 
 
