@@ -584,6 +584,18 @@ def _personal_access_token(server: RunningLabelStudio) -> str:
         try:
             created = legacy.tokens.create()
         except ApiError as exc:
+            # Our user has a PAT already: the stored one, unless that check was misled while
+            # the server finished starting (seen once in a test that restarts it: the check
+            # failed, the PAT was fine). Asked again, longer, and a 401 too this time.
+            if exc.status_code == 409 and (
+                stored
+                and _still_valid(
+                    lambda: client(stored).users.whoami(),  # noqa: PLW0108
+                    attempts=15,
+                    unauthorized_is_final=False,
+                )
+            ):
+                return stored
             if exc.status_code == 409:
                 # Label Studio never shows a PAT twice, and we did not keep it.
                 raise EmbeddedLabelStudioError(
@@ -711,18 +723,21 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def _still_valid(whoami: Callable[[], object], attempts: int = 5) -> bool:
+def _still_valid(
+    whoami: Callable[[], object], attempts: int = 5, *, unauthorized_is_final: bool = True
+) -> bool:
     """Whether a stored Personal Access Token still works. Only a 401 says no (expired, or
-    signed by another server's key); anything else right after a restart (a 5xx, a refused
-    connection while Label Studio finishes starting) is asked again: measured once in CI, a
-    restarted server failed the check of its own token, and creating a second one is refused."""
+    signed by another server's key), unless `unauthorized_is_final` is False; anything else
+    right after a restart (a 5xx, a refused connection while Label Studio finishes starting) is
+    asked again: measured once in CI, a restarted server failed the check of its own token, and
+    creating a second one is refused."""
     from label_studio_sdk.core.api_error import ApiError
 
     for attempt in range(attempts):
         try:
             whoami()
         except ApiError as exc:
-            if exc.status_code == 401:
+            if exc.status_code == 401 and unauthorized_is_final:
                 return False
         except httpx.TransportError:
             pass
