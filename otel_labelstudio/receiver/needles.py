@@ -10,7 +10,7 @@ one buffer, the fixed cost of the numpy calls (~40 µs) is not worth it and `in`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -21,6 +21,8 @@ __all__ = ["Needles"]
 VECTOR_FROM = 48  # spans (of ~600 bytes: the crossover measured ~30)
 VECTOR_FROM_BYTES = 32 << 10
 _HEAD = 4 << 10  # a buffer's first bytes, searched plainly first: a GenAI request shows one early
+_CHUNK = 1 << 20  # bytes per numpy pass, which bounds its temporaries
+_MAX_CHECKS = 256  # candidates `anywhere` checks one by one before it searches plainly
 _DOT = ord(".")
 _PAD = b"\0\0"  # so that the bytes around any '.' found are inside the buffer
 
@@ -59,35 +61,46 @@ class Needles:
             return self.in_one(data)
         if self.in_one(data[:_HEAD]):
             return True
-        for at in self._candidates(np.frombuffer(b"".join((_PAD, data, _PAD)), np.uint8)):
-            dot = at - len(_PAD)
-            for needle, offset in zip(self.needles, self._dots, strict=True):
-                if dot >= offset and data.startswith(needle, dot - offset):
-                    return True
+        checks = _MAX_CHECKS
+        for found in self._candidates(np.frombuffer(b"".join((_PAD, data, _PAD)), np.uint8)):
+            checks -= len(found)
+            if checks < 0:  # bytes made to look like needles: the plain search, linear
+                return self.in_one(data)
+            for at in found.tolist():
+                dot = at - len(_PAD)
+                for needle, offset in zip(self.needles, self._dots, strict=True):
+                    if dot >= offset and data.startswith(needle, dot - offset):
+                        return True
         return False
 
     def holding(self, items: Sequence[bytes]) -> list[int]:
         """The indices, in order, of the items that hold a needle."""
         if len(items) < VECTOR_FROM:
             return [n for n, item in enumerate(items) if self.in_one(item)]
-        dots = self._candidates(np.frombuffer(b"".join((_PAD, *items, _PAD)), np.uint8))
+        padded = np.frombuffer(b"".join((_PAD, *items, _PAD)), np.uint8)
         # Item n is [ends[n-1], ends[n]) of the joined bytes.
         ends = np.fromiter(accumulate(map(len, items), initial=len(_PAD)), np.int64)[1:]
-        holders = np.searchsorted(ends, dots, side="right")  # sorted, as `dots` are
-        if len(holders) > 1:
-            holders = holders[np.concatenate(([True], holders[1:] != holders[:-1]))]
-        return [n for n in holders.tolist() if self.in_one(items[n])]
+        holding: list[int] = []
+        for found in self._candidates(padded):
+            for n in np.unique(np.searchsorted(ends, found, side="right")).tolist():
+                if (not holding or n > holding[-1]) and self.in_one(items[n]):
+                    holding.append(n)
+        return holding
 
-    def _candidates(self, padded: np.ndarray[Any, np.dtype[np.uint8]]) -> Any:
-        """Where in `padded` (bytes between two _PADs) a '.' has a needle's bytes around it."""
-        dots = (padded == _DOT).nonzero()[0]
-        # The byte before each '.' first (~9,000 dots in 500 spans become ~1,500), then each
-        # needle's bytes around it, on those.
-        dots = dots[self._before[padded[dots - 1]]]
-        found = np.zeros(len(dots), dtype=bool)
-        for around in self._around:
-            alike = np.ones(len(dots), dtype=bool)
-            for offset, byte in around:
-                alike &= padded[dots + offset] == byte
-            found |= alike
-        return dots[found]
+    def _candidates(self, padded: np.ndarray[Any, np.dtype[np.uint8]]) -> Iterator[Any]:
+        """Where in `padded` (bytes between two _PADs) a '.' has a needle's bytes around it, in
+        order, `_CHUNK` bytes at a time (a '.' found takes 8 bytes: a buffer of nothing else
+        must not take eight times its size)."""
+        end = len(padded) - len(_PAD)
+        for low in range(len(_PAD), end, _CHUNK):
+            dots = (padded[low : min(low + _CHUNK, end)] == _DOT).nonzero()[0] + low
+            # The byte before each '.' first (~9,000 dots in 500 spans become ~1,500), then
+            # each needle's bytes around it, on those.
+            dots = dots[self._before[padded[dots - 1]]]
+            found = np.zeros(len(dots), dtype=bool)
+            for around in self._around:
+                alike = np.ones(len(dots), dtype=bool)
+                for offset, byte in around:
+                    alike &= padded[dots + offset] == byte
+                found |= alike
+            yield dots[found]

@@ -49,25 +49,28 @@ def always_vectorised(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(items=st.lists(CHUNK, max_size=30))
-def test_holding_finds_exactly_the_items_that_hold_a_needle(items: list[bytes]) -> None:
-    for vector_from in (0, 10**9):  # numpy's way and the plain one
-        needles_module.VECTOR_FROM = vector_from
+@given(items=st.lists(CHUNK, max_size=30), chunk=st.sampled_from([1, 7, 1 << 20]))
+def test_holding_finds_exactly_the_items_that_hold_a_needle(items: list[bytes], chunk: int) -> None:
+    # numpy's way, in passes of `chunk` bytes (needles across their edges), and the plain one.
+    for vector_from in (0, 10**9):
+        needles_module.VECTOR_FROM, needles_module._CHUNK = vector_from, chunk
         try:
             assert SEARCH.holding(items) == [n for n, x in enumerate(items) if expected(x)]
         finally:
-            needles_module.VECTOR_FROM = 48
+            needles_module.VECTOR_FROM, needles_module._CHUNK = 48, 1 << 20
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=CHUNK)
-def test_anywhere_answers_as_in_does(data: bytes) -> None:
+@given(data=CHUNK, chunk=st.sampled_from([1, 7, 1 << 20]), checks=st.sampled_from([0, 256]))
+def test_anywhere_answers_as_in_does(data: bytes, chunk: int, checks: int) -> None:
     for threshold in (0, 10**9):
-        needles_module.VECTOR_FROM_BYTES = threshold
+        needles_module.VECTOR_FROM_BYTES, needles_module._CHUNK = threshold, chunk
+        needles_module._MAX_CHECKS = checks
         try:
             assert SEARCH.anywhere(data) is expected(data)
         finally:
-            needles_module.VECTOR_FROM_BYTES = 32 << 10
+            needles_module.VECTOR_FROM_BYTES, needles_module._CHUNK = 32 << 10, 1 << 20
+            needles_module._MAX_CHECKS = 256
 
 
 def test_a_needle_at_either_edge_or_past_the_head_is_found(always_vectorised: None) -> None:
@@ -94,3 +97,13 @@ def test_large_inputs_take_the_vectorised_path_and_agree() -> None:
 def test_a_needle_needs_a_dot() -> None:
     with pytest.raises(ValueError):
         Needles((b"gen_ai",))
+
+
+def test_bytes_made_of_near_needles_cost_no_more_than_a_plain_search() -> None:
+    # Every '.' here is a candidate for "llm." and none is one: past _MAX_CHECKS candidates,
+    # `anywhere` searches plainly rather than check them one by one; the passes of _CHUNK
+    # bytes keep numpy's temporaries small whatever the body.
+    body = b"xlm." * 1_000_000
+    assert not _NEEDLES.anywhere(body)
+    assert _NEEDLES.anywhere(body + b"llm.")
+    assert _NEEDLES.holding([body[: 1 << 12]] * 100 + [b"llm."]) == [100]
