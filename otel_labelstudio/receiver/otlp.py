@@ -394,20 +394,15 @@ def outline_traces(body: bytes) -> TracesAsSent:
     return TracesAsSent(body, outline, spans)
 
 
-def genai_spans(
-    request: ExportTraceServiceRequest | TracesAsSent, protobuf_body: bytes | None = None
-) -> GenAIPart:
+def genai_spans(request: ExportTraceServiceRequest | TracesAsSent) -> GenAIPart:
     """The GenAI spans of a request, with their resources and scopes, as a request of their own:
-    what `serve` keeps (see `decode_genai`). From a request's protobuf body (`TracesAsSent`, or
-    `protobuf_body`, which then stands for `request`), each span is searched in the bytes it
-    came as, only the spans that hold a needle are decoded, and the part is made of bytes."""
+    what `serve` keeps (see `decode_genai`). From a request's protobuf body (`TracesAsSent`),
+    each span is searched in the bytes it came as, only the spans that hold a needle are
+    decoded, and the part is made of bytes."""
     fields = ("resource_spans", "scope_spans", "spans")
     rejections = _Rejections()
-    if isinstance(request, TracesAsSent) or protobuf_body is not None:
-        outlined = (
-            request if isinstance(request, TracesAsSent) else outline_traces(protobuf_body or b"")
-        )
-        part, kept = _cut_out(_genai_spans_as_sent(outlined, rejections), _SpansAsSent, fields)
+    if isinstance(request, TracesAsSent):
+        part, kept = _cut_out(_genai_spans_as_sent(request, rejections), _SpansAsSent, fields)
     else:
         found = ((rs, ss, span) for _, rs, ss, span in _genai_spans(request, rejections))
         part, kept = _cut_out(found, ExportTraceServiceRequest, fields)
@@ -634,10 +629,6 @@ def plain_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
 
 def _has_event_marker(scope_logs: ScopeLogs) -> bool:
     return _EVENT_MARKER in scope_logs.SerializeToString()
-
-
-def _is_genai_span(span: Span) -> bool:
-    return _NEEDLES.in_one(span.SerializeToString()) and _names_genai(span)
 
 
 def _names_genai(span: Span) -> bool:

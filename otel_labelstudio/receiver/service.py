@@ -51,17 +51,11 @@ class PipelineSink:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def accept_traces(
-        self,
-        request: ExportTraceServiceRequest | TracesAsSent,
-        protobuf_body: bytes | None = None,
-    ) -> Accepted:
-        part = genai_spans(request, protobuf_body)
+    def accept_traces(self, request: ExportTraceServiceRequest | TracesAsSent) -> Accepted:
+        part = genai_spans(request)
         return self._accept(part, OTLP_TRACES, part.kept, "spans")
 
-    def accept_logs(
-        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
-    ) -> Accepted:
+    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
         return self._accept(genai_events(request), OTLP_LOGS, 0, "log records")
 
     def ready(self) -> bool:

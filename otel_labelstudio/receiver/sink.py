@@ -96,15 +96,9 @@ class Sink(Protocol):
     (`TracesAsSent`; its `message()` decodes the rest). Called concurrently from the servers'
     worker threads; must return (or refuse) promptly: the sender waits for the answer."""
 
-    def accept_traces(
-        self,
-        request: ExportTraceServiceRequest | TracesAsSent,
-        protobuf_body: bytes | None = None,
-    ) -> Accepted: ...
+    def accept_traces(self, request: ExportTraceServiceRequest | TracesAsSent) -> Accepted: ...
 
-    def accept_logs(
-        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
-    ) -> Accepted: ...
+    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted: ...
 
     def ready(self) -> bool: ...
 
@@ -133,18 +127,17 @@ def hand_over(
     sink raised (`Refused`, or a bug). A request whose protobuf body holds no GenAI span or
     event at all (`may_hold_genai`) is accepted without the sink: it has nothing to keep."""
     items = count_items(request)
-    if isinstance(request, TracesAsSent):
-        protobuf_body = request.body
-    if protobuf_body is not None and not may_hold_genai(signal == "traces", protobuf_body):
+    body = request.body if isinstance(request, TracesAsSent) else protobuf_body
+    if body is not None and not may_hold_genai(signal == "traces", body):
         metrics.items(signal, protocol, "accepted", items)
         return Accepted()
     try:
         if signal == "traces":
             assert isinstance(request, ExportTraceServiceRequest | TracesAsSent)
-            accepted = sink.accept_traces(request, protobuf_body)
+            accepted = sink.accept_traces(request)
         else:
             assert isinstance(request, ExportLogsServiceRequest)
-            accepted = sink.accept_logs(request, protobuf_body)
+            accepted = sink.accept_logs(request)
     except BaseException:
         metrics.items(signal, protocol, "refused", items)
         raise

@@ -206,12 +206,17 @@ def _without_genai(body: bytes) -> Any:
         ExportTraceServiceRequest,
     )
 
-    from otel_labelstudio.receiver.otlp import _is_genai_span
+    from otel_labelstudio.receiver.otlp import span_records
 
     request = ExportTraceServiceRequest.FromString(body)
+    genai = {(r.trace_id, r.span_id) for r in span_records(request).records}
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
-            kept = [span for span in scope_spans.spans if not _is_genai_span(span)]
+            kept = [
+                span
+                for span in scope_spans.spans
+                if (span.trace_id.hex(), span.span_id.hex()) not in genai
+            ]
             del scope_spans.spans[:]
             scope_spans.spans.extend(kept)
     return request

@@ -41,17 +41,11 @@ class ScriptedSink:
             raise answer
         return answer
 
-    def accept_traces(
-        self,
-        request: ExportTraceServiceRequest | TracesAsSent,
-        protobuf_body: bytes | None = None,
-    ) -> Accepted:
+    def accept_traces(self, request: ExportTraceServiceRequest | TracesAsSent) -> Accepted:
         self.traces.append(request.message() if isinstance(request, TracesAsSent) else request)
         return self._answer()
 
-    def accept_logs(
-        self, request: ExportLogsServiceRequest, protobuf_body: bytes | None = None
-    ) -> Accepted:
+    def accept_logs(self, request: ExportLogsServiceRequest) -> Accepted:
         self.logs.append(request)
         return self._answer()
 

@@ -476,9 +476,9 @@ def test_the_genai_part_serve_keeps_decodes_to_the_same_records() -> None:
     ):
         expected = whole(request)  # type: ignore[operator]
         # Traces are also cut from the bytes they were sent as (what the receivers do).
-        bodies = (None, request.SerializeToString()) if is_traces else (None,)
-        for body in bodies:
-            part = cut(request, body) if body else cut(request)  # type: ignore[operator]
+        outlined = (otlp.outline_traces(request.SerializeToString()),) if is_traces else ()
+        for given in (request, *outlined):
+            part = cut(given)  # type: ignore[operator]
             assert part.body is not None and part.kept == len(expected.records) > 0
             assert (part.received, part.rejected, part.reasons) == (
                 expected.received,
@@ -550,7 +550,10 @@ def test_a_request_without_genai_items_has_no_part() -> None:
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="GET /")])])]
     )
-    for part in (genai_spans(request), genai_spans(request, request.SerializeToString())):
+    for part in (
+        genai_spans(request),
+        genai_spans(otlp.outline_traces(request.SerializeToString())),
+    ):
         assert part.body is None and part.kept == 0 and part.received == 1
 
 

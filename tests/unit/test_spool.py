@@ -101,7 +101,7 @@ def test_the_services_protobuf_rows_decode_to_the_same_records_as_the_request() 
     )
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    from otel_labelstudio.receiver.otlp import genai_spans, span_records
+    from otel_labelstudio.receiver.otlp import genai_spans, outline_traces, span_records
     from otel_labelstudio.spool import OTLP_TRACES, Encoded
 
     request = ExportTraceServiceRequest()
@@ -114,7 +114,7 @@ def test_the_services_protobuf_rows_decode_to_the_same_records_as_the_request() 
         item.attributes.add(
             key="gen_ai.operation.name" if n % 2 else "http.route"
         ).value.string_value = "x"
-    part = genai_spans(request, request.SerializeToString())
+    part = genai_spans(outline_traces(request.SerializeToString()))
     assert part.body is not None and part.kept == 2 and part.received == 4
     spool = Spool(None, max_bytes=1_000_000)
     assert spool.add_encoded(Encoded(OTLP_TRACES, part.body, 2, 2))
