@@ -330,12 +330,7 @@ class Delivery:
             self._unsure = True
             self.spool.store_held(fresh, in_flight=True)
             raise
-        keys = [t.key for t in fresh]
-        ids = imported.task_ids
-        task_ids: list[int | None] = list(ids) if len(ids) == len(keys) else [None] * len(keys)
-        self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id, fresh)
-        self.delivered += len(keys)
-        self._check_predictions(fresh, imported, project_id)
+        self._ledger(fresh, imported, project_id, held=fresh)
 
     def _import(self, batch: Sequence[SpooledTask]) -> None:
         """Import `batch`; on TasksRejected, split to isolate the bad tasks, dead-letter them."""
@@ -362,9 +357,22 @@ class Delivery:
         except LabelStudioError:
             self.spool.mark_ready(keys)
             raise
+        self._ledger(batch, imported, project_id)
+
+    def _ledger(
+        self,
+        batch: Sequence[SpooledTask],
+        imported: Imported,
+        project_id: int,
+        *,
+        held: Sequence[SpooledTask] = (),
+    ) -> None:
+        """`batch` is in Label Studio: its keys go to the ledger with the task ids it gave (when
+        it gave one per task), `held` tasks' inbox records are forgotten (`mark_delivered`)."""
+        keys = [t.key for t in batch]
         ids = imported.task_ids
         task_ids: list[int | None] = list(ids) if len(ids) == len(keys) else [None] * len(keys)
-        self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id)
+        self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id, held)
         self.delivered += len(keys)
         self._check_predictions(batch, imported, project_id)
 
