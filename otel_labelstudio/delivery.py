@@ -330,7 +330,7 @@ class Delivery:
             self._unsure = True
             self.spool.store_held(fresh, in_flight=True)
             raise
-        self._ledger(fresh, imported, project_id, held=fresh)
+        self._ledger(fresh, imported, project_id, held=True)
 
     def _import(self, batch: Sequence[SpooledTask]) -> None:
         """Import `batch`; on TasksRejected, split to isolate the bad tasks, dead-letter them."""
@@ -365,14 +365,15 @@ class Delivery:
         imported: Imported,
         project_id: int,
         *,
-        held: Sequence[SpooledTask] = (),
+        held: bool = False,
     ) -> None:
         """`batch` is in Label Studio: its keys go to the ledger with the task ids it gave (when
-        it gave one per task), `held` tasks' inbox records are forgotten (`mark_delivered`)."""
+        it gave one per task); `held` (imported from memory): its inbox records are forgotten."""
         keys = [t.key for t in batch]
         ids = imported.task_ids
         task_ids: list[int | None] = list(ids) if len(ids) == len(keys) else [None] * len(keys)
-        self.spool.mark_delivered(dict(zip(keys, task_ids, strict=True)), project_id, held)
+        delivered = dict(zip(keys, task_ids, strict=True))
+        self.spool.mark_delivered(delivered, project_id, batch if held else ())
         self.delivered += len(keys)
         self._check_predictions(batch, imported, project_id)
 
