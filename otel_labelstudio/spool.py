@@ -518,8 +518,7 @@ class Spool:
         with self._lock, self._db:
             self._db.execute("BEGIN")
             known: set[str] = set()
-            for chunk in _chunks(keys, 300):
-                marks = ",".join("?" * len(chunk))
+            for marks, chunk in _in_chunks(keys, 300):  # three lists of parameters each
                 known.update(
                     key
                     for (key,) in self._db.execute(
@@ -554,8 +553,7 @@ class Spool:
     def _where_in(self, statement: str, values: Sequence[Any]) -> None:
         """`statement` ("DELETE FROM ... WHERE column", "UPDATE ... WHERE column") on the rows
         whose column is one of `values`, in chunks (as `_sum_where_in`)."""
-        for chunk in _chunks(values, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_chunks(values):
             self._db.execute(f"{statement} IN ({marks})", chunk)
 
     def ready_count(self) -> int:
@@ -690,8 +688,7 @@ class Spool:
         """`select` ("SELECT SUM(...) FROM ... WHERE column") over the rows whose column is one
         of `values`, in chunks that stay under SQLite's limit on parameters."""
         total = 0
-        for chunk in _chunks(values, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_chunks(values):
             row = self._db.execute(f"{select} IN ({marks})", chunk).fetchone()
             total += int(row[0] or 0)
         return total
@@ -819,6 +816,9 @@ def _decode(kind: int, body: bytes) -> Sequence[Record]:
     raise ValueError(f"unknown inbox row kind {kind}")
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[tuple[str, Sequence[Any]]]:
+    """`values` in chunks that stay under SQLite's limit on parameters, each with its
+    placeholders ("?,?,?") for an `IN (...)`."""
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk
